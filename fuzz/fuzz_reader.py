@@ -1,0 +1,89 @@
+"""libFuzzer target (atheris) for `radassist.io.read_image`: every input must end in a Radiograph or InputRefused.
+
+Why a file and not bytes: read_image takes a path, and the path's suffix changes the route (a ".dcm" file
+whose first bytes are not DICOM-like still goes to the DICOM reader; a ".png" one is refused unless its
+magic bytes name a format). The FIRST BYTE of the input picks the suffix (even -> .dcm, odd -> .png) and
+the WHOLE input is written, so unmodified seed files keep their meaning: a DICOM preamble (0x00) or an
+ACR-NEMA group-0008 tag (0x08) gives .dcm, the PNG signature (0x89) gives .png.
+
+Anything else ends the run as a crash: another exception escaping, a refusal that is not one line (the
+CLI prints it as one line), a Radiograph that breaks its own contract (float32, 2-D, finite, the shape its
+metadata declares, usable window presets), or a source file that was written to. Hangs and memory blow-ups
+are caught by libFuzzer's -timeout and -rss_limit_mb. See fuzz/README.md for how to run it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+import numpy as np
+
+# Instrument the pure-Python code that parses hostile bytes, so libFuzzer gets coverage feedback from it.
+# C decoders (GDCM, libjpeg, OpenJPEG, CharLS, SimpleITK/ITK) are not instrumented but still run, so a
+# segfault or abort inside them is caught as a crash.
+with atheris.instrument_imports(include=["radassist", "pydicom", "pylibjpeg", "libjpeg", "openjpeg", "rle",
+                                         "jpeg_ls", "PIL"]):
+    import pydicom.pixel_data_handlers  # noqa: F401  (imported lazily by pydicom; import now to instrument)
+    import pydicom.pixels.decoders.gdcm  # noqa: F401
+    import pydicom.pixels.decoders.pillow  # noqa: F401
+    import pydicom.pixels.decoders.pyjpegls  # noqa: F401
+    import pydicom.pixels.decoders.pylibjpeg  # noqa: F401
+    import pydicom.pixels.decoders.rle  # noqa: F401
+    import pydicom.pixels.processing  # noqa: F401
+    from radassist.errors import InputRefused
+    from radassist.io import Radiograph, read_image
+    from radassist.io.dicom import looks_like_dicom  # noqa: F401  (instrument radassist.io.dicom now)
+    from radassist.io.raster import raster_format  # noqa: F401  (instrument radassist.io.raster now)
+
+# One scratch folder per process, in RAM when /dev/shm exists: the input is rewritten on every execution.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="radassist-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+
+
+def input_path(data: bytes) -> Path:
+    """The scratch file for this input: its first byte picks .dcm (even) or .png (odd)."""
+    suffix = ".png" if data and data[0] & 1 else ".dcm"
+    return _SCRATCH / f"input{suffix}"
+
+
+def check_radiograph(image: Radiograph) -> None:
+    """The contract every consumer of a Radiograph relies on."""
+    assert isinstance(image, Radiograph), f"read_image returned {type(image).__name__}"
+    pixels = image.pixels
+    assert pixels.dtype.name == "float32", f"pixels are {pixels.dtype}, not float32"
+    assert pixels.ndim == 2, f"pixels have {pixels.ndim} dimensions"
+    assert pixels.shape == (image.meta.rows, image.meta.columns), (
+        f"pixels {pixels.shape} but metadata declares {image.meta.rows} x {image.meta.columns}")
+    assert pixels.size > 0 and bool(np.isfinite(pixels).all()), "pixels are empty or not finite"
+    for preset in image.meta.window_presets:
+        assert math.isfinite(preset.center) and math.isfinite(preset.width) and preset.width > 0, (
+            f"unusable window preset {preset}")
+    window = image.default_window()
+    assert math.isfinite(window.center) and math.isfinite(window.width), f"unusable default window {window}"
+
+
+def TestOneInput(data: bytes) -> None:  # noqa: N802  (name atheris expects)
+    path = input_path(data)
+    path.write_bytes(data)
+    written_at = path.stat().st_mtime_ns
+    try:
+        image = read_image(path)
+    except InputRefused as refusal:
+        image, reason = None, str(refusal)
+        assert reason and "\n" not in reason and "\r" not in reason, f"refusal is not one line: {reason!r}"
+    assert path.stat().st_mtime_ns == written_at, "read_image wrote to the source file"
+    if image is not None:
+        check_radiograph(image)
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The `radassist` command line.
+
+Sub-commands live in their own modules and are imported only when used, so `radassist info` does not
+pay for Qt, onnxruntime or torch. Each module exposes `add_arguments(parser)` and `run(args) -> int`.
+Errors the user can act on (`RadAssistError`) become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Order is the order of `radassist --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("radassist.io.info_command", "print an image's metadata as JSON"),
+    "read": ("radassist.pipeline.read_command", "read one radiograph: findings, saliency, radiomics, report"),
+    "segment": ("radassist.imaging.segment_command", "write the lung mask of an image"),
+    "report": ("radassist.findings.report_command", "draft report for an image"),
+    "nlp": ("radassist.findings.nlp_command", "labels JSON for a report text"),
+    "evaluate-nlp": ("radassist.findings.evaluate_nlp_command", "score the report NLP against MeSH tags"),
+    "view": ("radassist.gui.view_command", "open the desktop viewer"),
+    "demo": ("radassist.gui.demo_command", "open the viewer on the bundled samples"),
+    "batch": ("radassist.pipeline.batch_command", "pre-read a folder of images with several workers"),
+    "train": ("radassist.training.train_command", "train the classifier ([train] extra)"),
+    "evaluate": ("radassist.training.evaluate_command", "evaluate the shipped model on a labels.csv folder"),
+    "export": ("radassist.feedback.export_command", "export the de-identified feedback dataset"),
+    "finetune": ("radassist.training.finetune_command", "recalibrate/fine-tune on exported feedback"),
+    "models": ("radassist.inference.models_command", "list, activate or roll back model versions"),
+}
+
+PROG = "radassist"
+
+
+def error_line(message: str) -> str:
+    """The one-line error format other tools rely on (see DESIGN.md, CLI errors)."""
+    return f"{PROG}: error: {message}"
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Chest X-ray reading assistant (research use, not a medical device).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n" + "\n".join(f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="see below")
+    return parser
+
+
+def _version() -> str:
+    from radassist import __version__
+
+    return __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with our one-line format instead of a usage dump on bad arguments."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, error_line(message) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        _top_level_parser().parse_args(argv[:1] or ["--help"])  # prints help / the error, exits
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_ = COMMANDS[name]
+    from radassist.errors import RadAssistError
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(error_line(f"'{name}' is not available in this installation ({exc.name} is missing)"),
+              file=sys.stderr)
+        return 2
+    parser = _Parser(prog=f"{PROG} {name}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except RadAssistError as exc:
+        print(error_line(str(exc)), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(error_line("interrupted"), file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""DICOM -> Radiograph, for what PACS actually sends.
+
+Handles ACR-NEMA files without preamble or File Meta (falls back to Implicit VR Little Endian),
+compressed transfer syntaxes through pydicom's pylibjpeg/gdcm plugins, Modality LUT / rescale,
+VOI LUT sequences and window presets, MONOCHROME1 inversion, RGB conversion and multi-frame files
+(first frame). The source file is opened read-only and never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from radassist.errors import InputRefused
+from radassist.io.image import ImageMetadata, Radiograph, WindowPreset
+from radassist.io.limits import check_dimensions
+
+log = logging.getLogger(__name__)
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+UNSUPPORTED_SYNTAX_NAMES = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+    "1.2.840.10008.1.2.4.100": "MPEG-2 video",
+    "1.2.840.10008.1.2.4.102": "MPEG-4 video",
+    "1.2.840.10008.1.2.4.103": "MPEG-4 video",
+    "1.2.840.10008.1.2.4.104": "MPEG-4 video",
+    "1.2.840.10008.1.2.4.105": "MPEG-4 video",
+    "1.2.840.10008.1.2.4.106": "MPEG-4 video",
+    "1.2.840.10008.1.2.4.107": "HEVC video",
+    "1.2.840.10008.1.2.4.108": "HEVC video",
+}
+
+
+@contextlib.contextmanager
+def quiet_decoders() -> Iterator[None]:
+    """Silence pydicom's warnings/log and the C decoders' own prints to stderr while we read.
+
+    The CLI contract is ONE error line on stderr; libjpeg writes "Not a JPEG file" straight to fd 2,
+    so Python-level suppression is not enough.
+    """
+    pydicom_log = logging.getLogger("pydicom")
+    old_level = pydicom_log.level
+    pydicom_log.setLevel(logging.CRITICAL)
+    saved_fd = None
+    try:
+        sys.stderr.flush()
+        saved_fd = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        saved_fd = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if saved_fd is not None:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+        pydicom_log.setLevel(old_level)
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """Part 10 files have 'DICM' at byte 128; ACR-NEMA files start with a group 0x0008 element."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    # ACR-NEMA / preamble-less: first element tag (0008,xxxx) little endian, followed by a plausible length/VR
+    return len(head) >= 8 and head[0:2] == b"\x08\x00" and head[3:4] == b"\x00"
+
+
+def _dataset(path: Path):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(str(path), force=True)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, IndexError,
+            OverflowError, struct_error()) as exc:
+        raise InputRefused(f"{path.name} is not a readable DICOM file ({_short(exc)})") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise InputRefused(f"{path.name} is a DICOM file without an image (no pixel data)")
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        # ACR-NEMA style: no File Meta. Tell pydicom how the data set was encoded.
+        from pydicom.dataset import FileMetaDataset
+
+        if meta is None:
+            ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = IMPLICIT_VR_LITTLE_ENDIAN
+    return ds
+
+
+def struct_error() -> type[Exception]:
+    import struct
+
+    return struct.error
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] + ("..." if len(text) > 160 else "") if text else type(exc).__name__
+
+
+def _text(ds, keyword: str) -> str | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        text = str(value).strip()
+    except Exception:
+        return None
+    return text or None
+
+
+def _int(ds, keyword: str, default: int | None = None) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(value) -> list[float]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(
+        value, (str, bytes)) else [value]
+    out = []
+    for item in items:
+        try:
+            out.append(float(item))
+        except (TypeError, ValueError):
+            return []
+    return out
+
+
+def _spacing(ds) -> tuple[tuple[float, float] | None, str | None]:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        values = _floats(ds.get(keyword))
+        if len(values) == 2 and all(0 < v < 10 for v in values):
+            return (values[0], values[1]), keyword
+    return None, None
+
+
+def _window_presets(ds) -> list[WindowPreset]:
+    centers = _floats(ds.get("WindowCenter"))
+    widths = _floats(ds.get("WindowWidth"))
+    explanations = ds.get("WindowCenterWidthExplanation")
+    if isinstance(explanations, str) or explanations is None:
+        explanations = [explanations] if explanations else []
+    presets = []
+    for i, (center, width) in enumerate(zip(centers, widths, strict=False)):
+        if width > 0:
+            name = str(explanations[i]) if i < len(explanations) and explanations[i] else f"preset {i + 1}"
+            presets.append(WindowPreset(center=center, width=width, name=name))
+    return presets
+
+
+def _syntax(ds) -> tuple[str, str]:
+    uid = ds.file_meta.TransferSyntaxUID
+    name = getattr(uid, "name", str(uid)) or str(uid)
+    return str(uid), UNSUPPORTED_SYNTAX_NAMES.get(str(uid), name)
+
+
+def _decode_first_frame(ds, path: Path, frames: int) -> np.ndarray:
+    from pydicom.pixels import pixel_array
+
+    uid, syntax_name = _syntax(ds)
+    if uid in UNSUPPORTED_SYNTAX_NAMES:
+        raise InputRefused(
+            f"{path.name} is compressed as {syntax_name} (transfer syntax {uid}), which RadAssist cannot "
+            "decode; ask PACS to send it uncompressed or as JPEG/JPEG 2000"
+        )
+    try:
+        if frames > 1:
+            return pixel_array(ds, index=0, raw=False)
+        return ds.pixel_array
+    except NotImplementedError:
+        raise InputRefused(
+            f"{path.name} uses {syntax_name} (transfer syntax {uid}), which RadAssist cannot decode"
+        ) from None
+    except (RuntimeError, ValueError, AttributeError, TypeError, KeyError, IndexError, OverflowError,
+            MemoryError, EOFError, OSError, struct_error()) as exc:
+        log.debug("decoding %s failed: %s", path.name, exc)
+        raise InputRefused(
+            f"the pixel data of {path.name} is corrupt or truncated: it is declared as {syntax_name} "
+            "but cannot be decoded"
+        ) from None
+
+
+def _to_gray(pixels: np.ndarray, photometric: str) -> tuple[np.ndarray, str | None]:
+    """Colour images become luminance (Rec. 601 weights), as PACS viewers show US/SC colour frames."""
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        rgb = pixels[..., :3].astype(np.float32)
+        gray = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+        return gray, f"colour image ({photometric}) converted to greyscale"
+    return pixels, None
+
+
+def read_dicom(path: Path) -> Radiograph:
+    with quiet_decoders():
+        return _read_dicom(path)
+
+
+def _read_dicom(path: Path) -> Radiograph:
+    ds = _dataset(path)
+    rows, columns = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    check_dimensions(rows, columns, frames, samples)
+    photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").upper()
+    uid, syntax_name = _syntax(ds)
+    meta = ImageMetadata(
+        source_path=str(path),
+        file_format="DICOM",
+        rows=rows,
+        columns=columns,
+        modality=_text(ds, "Modality"),
+        photometric=photometric,
+        bits_stored=_int(ds, "BitsStored"),
+        transfer_syntax=syntax_name,
+        transfer_syntax_uid=uid,
+        view_position=_text(ds, "ViewPosition"),
+        body_part=_text(ds, "BodyPartExamined"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        study_description=_text(ds, "StudyDescription"),
+        patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        study_date=_text(ds, "StudyDate"),
+        number_of_frames=frames,
+        burned_in_annotation=_text(ds, "BurnedInAnnotation"),
+    )
+    meta.pixel_spacing_mm, meta.pixel_spacing_source = _spacing(ds)
+    if frames > 1:
+        meta.warnings.append(f"multi-frame image ({frames} frames): only the first frame is shown")
+
+    stored = _decode_first_frame(ds, path, frames)
+    if stored.ndim == 3 and stored.shape[-1] not in (3, 4):
+        stored = stored[0]  # some decoders return (frames, rows, cols) even for index=0
+    if stored.ndim not in (2, 3) or stored.shape[0] != rows or stored.shape[1] != columns:
+        raise InputRefused(
+            f"the pixel data of {path.name} does not match its declared size {rows} x {columns}"
+        )
+    pixels, note = _to_gray(stored, photometric)
+    if note:
+        meta.warnings.append(note)
+        pixels = pixels.astype(np.float32)
+    else:
+        pixels = _presentation_values(ds, stored, meta)
+    if not np.all(np.isfinite(pixels)):
+        raise InputRefused(f"the pixel data of {path.name} contains invalid (non-finite) values")
+    return Radiograph(pixels=np.ascontiguousarray(pixels, dtype=np.float32), meta=meta)
+
+
+def _presentation_values(ds, stored: np.ndarray, meta: ImageMetadata) -> np.ndarray:
+    """Modality LUT / rescale, then VOI LUT sequence if no linear window is given, then MONOCHROME1 inversion."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        meta.warnings.append(f"modality LUT ignored ({_short(exc)})")
+        values = stored.astype(np.float32)
+    presets = _window_presets(ds)
+    if not presets and "VOILUTSequence" in ds:
+        try:
+            values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
+            meta.voi_lut_applied = True
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+            meta.warnings.append(f"VOI LUT sequence ignored ({_short(exc)})")
+    if meta.photometric == "MONOCHROME1":
+        # Invert around a fixed pivot and move the window centres with it, so presets keep their meaning.
+        pivot = float(values.min()) + float(values.max())
+        values = pivot - values
+        presets = [WindowPreset(pivot - p.center, p.width, p.name) for p in presets]
+    meta.window_presets = presets
+    return values

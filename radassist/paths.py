@@ -1,0 +1,50 @@
+"""Where RadAssist finds its read-only files (models, resources) and writes user data.
+
+Read-only files live beside the package in a source checkout, or inside the PyInstaller bundle;
+user data (feedback store, settings, fine-tuned models) lives in the platform's user-data folder,
+overridable with RADASSIST_DATA_DIR so tests and sites can point it elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP_NAME = "RadAssist"
+
+
+def install_root() -> Path:
+    """The folder holding models/ and resources/: the repo root, or the frozen bundle's root."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root)
+    return Path(__file__).resolve().parent.parent
+
+
+def models_dir() -> Path:
+    """Bundled, read-only model files and their cards (RADASSIST_MODELS_DIR overrides)."""
+    return Path(os.environ.get("RADASSIST_MODELS_DIR") or install_root() / "models")
+
+
+def resources_dir() -> Path:
+    """Bundled, read-only resources: knowledge graph, templates, theme, icons, samples."""
+    return install_root() / "resources"
+
+
+def ui_dir() -> Path:
+    """Qt Designer forms shared by the desktop viewer and the Slicer module."""
+    return install_root() / "ui"
+
+
+def user_data_dir() -> Path:
+    """Writable per-user folder (feedback store, settings, fine-tuned model versions)."""
+    override = os.environ.get("RADASSIST_DATA_DIR")
+    if override:
+        path = Path(override)
+    else:
+        from platformdirs import user_data_dir as platform_user_data_dir
+
+        path = Path(platform_user_data_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

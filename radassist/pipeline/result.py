@@ -1,0 +1,93 @@
+"""The result of reading one radiograph: the plain data object every host (CLI, Qt, Slicer) shows.
+
+Nothing here computes anything; producers fill it, consumers (report, viewer, feedback store) read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from radassist.io.image import ImageMetadata
+
+
+@dataclass
+class QAVerdict:
+    """Whether the image may be read as a frontal chest radiograph, and why."""
+
+    accepted: bool
+    reason: str  # one sentence; for a refusal, the reason a radiologist understands
+    checks: dict[str, Any] = field(default_factory=dict)  # name -> measured value / verdict
+
+
+@dataclass
+class EvidenceStatement:
+    """A radiomics figure translated for the radiologist, e.g. 'mean density 18% higher than left lung'."""
+
+    text: str
+    feature: str  # pyradiomics feature name, e.g. "original_firstorder_Mean"
+    region: str  # "salient", "right_lung", "left_lung"
+    value: float
+    reference: float | None = None  # the comparison value (e.g. contralateral lung)
+
+
+@dataclass
+class Finding:
+    """One model output, calibrated, with where the model looked."""
+
+    label: str  # model label id from the model card, e.g. "pneumonia", "opacity", "viral_pattern"
+    display_name: str
+    probability: float  # calibrated (temperature-scaled)
+    threshold: float  # operating threshold from the model card
+    positive: bool  # probability >= threshold
+    zone: str | None = None  # lung zone of the saliency peak, e.g. "right lower zone"
+    peak_rc: tuple[int, int] | None = None  # saliency peak (row, column) in image pixels
+    evidence: list[EvidenceStatement] = field(default_factory=list)
+    conditional_on: str | None = None  # e.g. "pneumonia" for viral_pattern (meaningful only if that is positive)
+
+
+@dataclass
+class ReportSentence:
+    """One sentence of the draft report with where it came from."""
+
+    section: str  # "FINDINGS" or "IMPRESSION"
+    text: str
+    kg_node: str | None  # IRI of the knowledge-graph node that produced it
+    source_label: str | None  # model label id the sentence speaks for (None for boilerplate)
+    probability: float | None
+    band: str | None  # hedging band used, e.g. "likely"
+    sentence_id: str = ""  # stable id for per-sentence edit logging
+
+
+@dataclass
+class DraftReport:
+    sentences: list[ReportSentence]
+
+    def section_text(self, section: str) -> str:
+        return " ".join(s.text for s in self.sentences if s.section == section)
+
+    def text(self) -> str:
+        return f"FINDINGS: {self.section_text('FINDINGS')}\n\nIMPRESSION: {self.section_text('IMPRESSION')}\n"
+
+
+@dataclass
+class ReadResult:
+    """Everything the AI says about one image."""
+
+    meta: ImageMetadata
+    qa: QAVerdict
+    model_id: str = ""
+    model_sha256: str = ""
+    provider: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    saliency: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 (rows, cols) in [0, 1]
+    lung_mask: np.ndarray | None = None  # uint8 (rows, cols): 0 background, 1 right lung, 2 left lung
+    radiomics_table: dict[str, dict[str, float]] = field(default_factory=dict)  # region -> feature -> value
+    report: DraftReport | None = None
+    embedding_distance: float | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def finding(self, label: str) -> Finding | None:
+        return next((f for f in self.findings if f.label == label), None)
