@@ -1,0 +1,107 @@
+"""Input QA: is this a frontal chest radiograph? Checked before any finding is shown.
+
+Two layers, because either alone is fooled: DICOM metadata (modality, body part, view) refuses what the
+header already tells us (CT, MR, lateral views, a knee), and image-based checks refuse what the header
+hides (an OT/SC scout, a dental CR without body part): the lung fields must look like two lungs, and the
+classifier's embedding must lie near the training distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from radassist.io.image import ImageMetadata
+from radassist.pipeline.result import QAVerdict
+
+# Modalities under which a chest radiograph is sent. OT/SC (secondary capture) is allowed and left to the
+# image-based checks, because digitised films and research conversions (e.g. NIH ChestX-ray14) use them.
+RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG", "OT", "SC", "DF"}
+MODALITY_NAMES = {
+    "CT": "a CT image", "MR": "an MR image", "NM": "a nuclear medicine image", "US": "an ultrasound image",
+    "XA": "an angiography (XA) image", "MG": "a mammogram", "PT": "a PET image", "RF": "a fluoroscopy image",
+    "IO": "an intra-oral (dental) radiograph", "PX": "a panoramic dental radiograph", "ES": "an endoscopy image",
+    "XC": "a photograph", "SM": "a microscopy slide", "OP": "an ophthalmic photograph", "SR": "a structured report",
+}
+CHEST_BODY_PARTS = {"CHEST", "THORAX", "LUNG", "LUNGS", "TORSO", "CHEST_TO_PELVIS", "CHESTABDOMEN", "WHOLEBODY",
+                    "THORAX_PA", "CHEST PA", "PORT CHEST", "TRUNK", "PA CHEST"}
+LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO", "XCC", "CC", "MLO"}
+MAX_ASPECT = 2.5  # width/height or height/width; chest radiographs are close to square
+
+
+@dataclass(frozen=True)
+class LungPlausibility:
+    """Limits on the segmented lung fields, as fractions of the image, from the development data."""
+
+    min_total_fraction: float = 0.04
+    max_total_fraction: float = 0.75
+    min_lung_fraction: float = 0.008
+    max_side_ratio: float = 6.0  # larger lung area / smaller lung area
+
+
+def check_metadata(meta: ImageMetadata) -> QAVerdict:
+    """Refuse from the header alone; accept means only 'not refused yet'."""
+    checks: dict = {"modality": meta.modality, "body_part": meta.body_part, "view_position": meta.view_position}
+    modality = (meta.modality or "").upper().strip()
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        what = MODALITY_NAMES.get(modality, f"a {modality} image")
+        return QAVerdict(False, f"this is {what}, not a chest radiograph; RadAssist reads frontal chest "
+                                "radiographs only", checks)
+    body = (meta.body_part or "").upper().strip()
+    if body and body not in CHEST_BODY_PARTS:
+        return QAVerdict(False, f"the image is labelled as body part '{meta.body_part}', not chest; RadAssist "
+                                "reads frontal chest radiographs only", checks)
+    view = (meta.view_position or "").upper().strip()
+    if view in LATERAL_VIEWS:
+        return QAVerdict(False, f"the image is a {meta.view_position} view; RadAssist reads frontal (PA/AP) "
+                                "chest radiographs only", checks)
+    rows, columns = meta.rows, meta.columns
+    aspect = max(rows, columns) / max(1, min(rows, columns))
+    checks["aspect"] = round(aspect, 3)
+    if aspect > MAX_ASPECT:
+        return QAVerdict(False, f"the image is {columns} x {rows} pixels, far from the shape of a chest "
+                                "radiograph", checks)
+    return QAVerdict(True, "header consistent with a chest radiograph", checks)
+
+
+def lung_field_check(lung_labels: np.ndarray, limits: LungPlausibility = LungPlausibility()
+                     ) -> tuple[bool, str, dict]:
+    """Two lung fields of plausible size and balance, from the label mask (1 right, 2 left)."""
+    total = lung_labels.size
+    right = float(np.count_nonzero(lung_labels == 1)) / total
+    left = float(np.count_nonzero(lung_labels == 2)) / total
+    measured = {"right_lung_fraction": round(right, 4), "left_lung_fraction": round(left, 4)}
+    if right + left < limits.min_total_fraction:
+        return False, "no lung fields were found in the image", measured
+    if right + left > limits.max_total_fraction:
+        return False, "the image does not show lung fields surrounded by chest wall and mediastinum", measured
+    if min(right, left) < limits.min_lung_fraction:
+        return False, "only one lung field was found in the image", measured
+    if max(right, left) / max(min(right, left), 1e-9) > limits.max_side_ratio:
+        return False, "the two lung fields found are implausibly unequal in size", measured
+    return True, "two lung fields found", measured
+
+
+def embedding_distance(embedding: np.ndarray, ood: dict) -> float:
+    """Scaled distance of an embedding to the training distribution (statistics from the model card)."""
+    mean = np.asarray(ood["mean"], dtype=np.float32)
+    scale = np.asarray(ood["scale"], dtype=np.float32)
+    z = (np.asarray(embedding, dtype=np.float32).ravel() - mean) / np.maximum(scale, 1e-6)
+    return float(np.sqrt(np.mean(z * z)))
+
+
+def check_image(lung_labels: np.ndarray, embedding: np.ndarray | None, ood: dict | None) -> QAVerdict:
+    """Image-based verdict. Refuses when the lung fields are implausible OR the image is far from training."""
+    lungs_ok, lungs_reason, checks = lung_field_check(lung_labels)
+    distance = None
+    if embedding is not None and ood:
+        distance = embedding_distance(embedding, ood)
+        checks["embedding_distance"] = round(distance, 3)
+        checks["embedding_threshold"] = float(ood["threshold"])
+    if not lungs_ok:
+        return QAVerdict(False, f"{lungs_reason}; this does not look like a frontal chest radiograph", checks)
+    if distance is not None and distance > float(ood["threshold"]):
+        return QAVerdict(False, "the image is unlike the chest radiographs the model was trained on "
+                                f"(embedding distance {distance:.2f} > {float(ood['threshold']):.2f})", checks)
+    return QAVerdict(True, "frontal chest radiograph", checks)

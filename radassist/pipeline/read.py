@@ -1,0 +1,156 @@
+"""Reading one radiograph end to end: load -> QA -> lungs -> classifier -> saliency -> radiomics -> report.
+
+This is the one orchestration every host calls (CLI `read`/`report`/`batch`, the Qt viewer, Slicer), so
+stage order, QA refusals and timings are the same everywhere. Each stage is timed in ms.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radassist.errors import InputRefused
+from radassist.io.image import Radiograph
+from radassist.pipeline.result import Finding, ReadResult
+
+RADIOMICS_SIDE = 128  # px: radiomics evidence is computed on a downsampled copy (speed; same scale for all)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    occlusion: bool = False  # add model-agnostic occlusion-sensitivity maps (64 extra forward passes)
+    radiomics: bool = True
+    report: bool = True
+    enforce_qa: bool = True  # raise InputRefused on a QA refusal (hosts that want to show the verdict pass False)
+    classifier: str = "classifier"
+    lungseg: str = "lungseg"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round((time.perf_counter() - start) * 1000.0, 2)
+
+
+def _refuse_or_record(result: ReadResult, options: ReadOptions) -> None:
+    if not result.qa.accepted and options.enforce_qa:
+        raise InputRefused(f"{Path(result.meta.source_path).name} was not read: {result.qa.reason}")
+
+
+def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOptions = ReadOptions()
+                    ) -> ReadResult:
+    """Read one image. Raises InputRefused for unreadable input and (with enforce_qa) for QA refusals."""
+    from radassist.explain import saliency as sal
+    from radassist.imaging import qa
+    from radassist.imaging.lungs import segment_lungs, zone_at
+    from radassist.imaging.preprocess import preprocess
+    from radassist.inference.engine import load_model
+    from radassist.io import read_image
+
+    timer = _Timer()
+    with timer.stage("load"):
+        image = source if isinstance(source, Radiograph) else read_image(source)
+    result = ReadResult(meta=image.meta, qa=qa.check_metadata(image.meta))
+    _refuse_or_record(result, options)
+    if not result.qa.accepted:
+        result.timings_ms = timer.timings
+        return result
+
+    with timer.stage("lungs"):
+        fields = segment_lungs(image, options.lungseg)
+    result.lung_mask = fields.labels
+
+    model = load_model(options.classifier)
+    card = model.card.data
+    result.model_id, result.model_sha256, result.provider = model.card.model_id, model.card.sha256, model.provider
+    with timer.stage("preprocess"):
+        prepared = preprocess(image, card["preprocessing"])
+    with timer.stage("inference"):
+        outputs = model.run({model.input_names[0]: prepared.tensor[None]})
+    embedding = outputs["embedding"][0]
+
+    verdict = qa.check_image(fields.labels, embedding, card.get("ood"))
+    verdict.checks = {**result.qa.checks, **verdict.checks}
+    result.qa = verdict
+    if "embedding_distance" in verdict.checks:
+        result.embedding_distance = verdict.checks["embedding_distance"]
+    _refuse_or_record(result, options)
+
+    with timer.stage("saliency"):
+        envelope = sal.lung_envelope(fields.labels)
+        cams = outputs["cam"][0]
+        if options.occlusion:
+            cams = sal.occlusion_sensitivity(lambda batch: model.run({model.input_names[0]: batch},
+                                                                     ["logits"])["logits"], prepared.tensor)
+        for index, label in enumerate(card["labels"]):
+            raw = sal.to_image_space(cams[index], prepared.crop_box, image.shape)
+            saliency = sal.normalised_saliency(raw, envelope if label.get("restrict_to_lungs", True) else None)
+            result.saliency[label["id"]] = saliency
+            peak = sal.peak_location(saliency)
+            probability = float(outputs["probabilities"][0][index])
+            result.findings.append(Finding(
+                label=label["id"],
+                display_name=label.get("display_name", label["id"]),
+                probability=probability,
+                threshold=float(label["threshold"]),
+                positive=probability >= float(label["threshold"]),
+                zone=zone_at(fields, *peak) if peak else None,
+                peak_rc=peak,
+                conditional_on=label.get("conditional_on"),
+            ))
+
+    if options.radiomics:
+        with timer.stage("radiomics"):
+            _add_radiomics(image, fields.labels, result)
+    if options.report:
+        with timer.stage("report"):
+            from radassist.findings.report import draft_report
+
+            result.report = draft_report(result)
+    result.timings_ms = timer.timings
+    return result
+
+
+def _downsample(values: np.ndarray, side: int) -> np.ndarray:
+    step = max(1, int(np.ceil(max(values.shape) / side)))
+    return values[::step, ::step]
+
+
+def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, result: ReadResult) -> None:
+    """Radiomics of each lung and of the most salient region of the strongest positive finding."""
+    from radassist.explain.radiomics import evidence_statements, region_table
+    from radassist.imaging.windowing import normalized_for_model
+
+    image01 = _downsample(normalized_for_model(image), RADIOMICS_SIDE)
+    labels = _downsample(lung_labels, RADIOMICS_SIDE)
+    regions = {"right_lung": labels == 1, "left_lung": labels == 2}
+    positives = [f for f in result.findings if f.positive and f.conditional_on is None]
+    lead = max(positives, key=lambda f: f.probability, default=None)
+    salient_side = None
+    if lead is not None:
+        saliency = _downsample(result.saliency[lead.label], RADIOMICS_SIDE)
+        salient = (saliency >= 0.5) & (labels > 0)
+        regions["salient"] = salient
+        if salient.any():
+            right_share = np.count_nonzero(salient & (labels == 1)) / np.count_nonzero(salient)
+            salient_side = "right_lung" if right_share >= 0.5 else "left_lung"
+    result.radiomics_table = region_table(image01, regions, ("firstorder", "glcm"))
+    statements = evidence_statements(result.radiomics_table, salient_side)
+    if lead is not None:
+        lead.evidence = statements
+    for finding in result.findings:
+        if finding is not lead and finding.positive:
+            finding.evidence = [s for s in statements if s.region != "salient"]

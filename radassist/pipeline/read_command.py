@@ -1,0 +1,95 @@
+"""`radassist read PATH`: findings, saliency overlays, radiomics, QA verdict, model identity, timings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="chest radiograph (DICOM, PNG, JPEG, ...)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument("--saliency-out", metavar="DIR", help="write one saliency overlay PNG per finding")
+    parser.add_argument("--occlusion", action="store_true",
+                        help="use occlusion sensitivity (model-agnostic, slower) instead of CAM saliency")
+    parser.add_argument("--no-report", action="store_true", help="skip the draft report")
+    parser.add_argument("--record", action="store_true",
+                        help="store the AI result in the feedback store as an unsigned session (pre-read)")
+    parser.add_argument("--store", metavar="PATH", help="feedback store (default: RADASSIST_DATA_DIR or user data)")
+
+
+def result_to_dict(result) -> dict:
+    """JSON-ready view of a ReadResult (maps are summarised, not dumped)."""
+    findings = [{
+        "label": f.label, "name": f.display_name, "probability": round(f.probability, 4),
+        "threshold": round(f.threshold, 4), "status": "positive" if f.positive else "negative",
+        "conditional_on": f.conditional_on, "zone": f.zone,
+        "peak_row_col": list(f.peak_rc) if f.peak_rc else None,
+        "evidence": [s.text for s in f.evidence],
+    } for f in result.findings]
+    report = None
+    if result.report is not None:
+        report = {
+            "findings": result.report.section_text("FINDINGS"),
+            "impression": result.report.section_text("IMPRESSION"),
+            "sentences": [{"id": s.sentence_id, "section": s.section, "text": s.text, "kg_node": s.kg_node,
+                           "source_label": s.source_label, "probability": s.probability, "band": s.band}
+                          for s in result.report.sentences],
+        }
+    return {
+        "file": Path(result.meta.source_path).name,
+        "qa": {"accepted": result.qa.accepted, "reason": result.qa.reason, "checks": result.qa.checks},
+        "model": {"id": result.model_id, "sha256": result.model_sha256, "provider": result.provider},
+        "findings": findings,
+        "radiomics": {"evidence": sorted({s.text for f in result.findings for s in f.evidence}),
+                      "table": result.radiomics_table},
+        "report": report,
+        "timings_ms": result.timings_ms,
+    }
+
+
+def write_overlays(result, image, folder: Path) -> list[Path]:
+    from PIL import Image
+
+    from radassist.explain.overlay import blend_overlay
+    from radassist.imaging.windowing import normalized_for_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gray = normalized_for_model(image)
+    stem = Path(result.meta.source_path).stem
+    written = []
+    for label, saliency in result.saliency.items():
+        path = folder / f"{stem}_{label}.png"
+        Image.fromarray(blend_overlay(gray, saliency)).save(path)
+        written.append(path)
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    from radassist.io import read_image
+    from radassist.pipeline.read import ReadOptions, read_radiograph
+
+    image = read_image(args.path)
+    result = read_radiograph(image, ReadOptions(occlusion=args.occlusion, report=not args.no_report))
+    payload = result_to_dict(result)
+    if args.saliency_out:
+        payload["saliency_png"] = [str(p) for p in write_overlays(result, image, Path(args.saliency_out))]
+    if args.record:
+        from radassist.feedback.store import record_read
+
+        payload["recorded_session"] = record_read(result, store_path=args.store, image=image)
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{payload['file']}: {result.qa.reason}; model {result.model_id} ({result.provider})")
+    for f in payload["findings"]:
+        condition = f" (if {f['conditional_on']})" if f["conditional_on"] else ""
+        print(f"  {f['name']:<28} p={f['probability']:.3f} thr={f['threshold']:.3f} {f['status']:<8}"
+              f"{condition} zone={f['zone'] or '-'}")
+    for text in payload["radiomics"]["evidence"]:
+        print(f"  evidence: {text}")
+    if result.report is not None:
+        print("\n" + result.report.text())
+    print("timings (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items()))
+    return 0
