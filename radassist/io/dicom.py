@@ -212,8 +212,8 @@ def read_dicom(path: Path) -> Radiograph:
         return _read_dicom(path)
 
 
-def _read_dicom(path: Path) -> Radiograph:
-    ds = _dataset(path)
+def read_metadata(ds, path: Path) -> ImageMetadata:
+    """Everything but the pixels, with the size guard applied before anything is decoded."""
     rows, columns = _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0
     frames = _int(ds, "NumberOfFrames", 1) or 1
     samples = _int(ds, "SamplesPerPixel", 1) or 1
@@ -245,6 +245,13 @@ def _read_dicom(path: Path) -> Radiograph:
     meta.pixel_spacing_mm, meta.pixel_spacing_source = _spacing(ds)
     if frames > 1:
         meta.warnings.append(f"multi-frame image ({frames} frames): only the first frame is shown")
+    return meta
+
+
+def _read_dicom(path: Path) -> Radiograph:
+    ds = _dataset(path)
+    meta = read_metadata(ds, path)
+    rows, columns, frames, photometric = meta.rows, meta.columns, meta.number_of_frames, meta.photometric
 
     stored = _decode_first_frame(ds, path, frames)
     if stored.ndim == 3 and stored.shape[-1] not in (3, 4):
@@ -258,13 +265,13 @@ def _read_dicom(path: Path) -> Radiograph:
         meta.warnings.append(note)
         pixels = pixels.astype(np.float32)
     else:
-        pixels = _presentation_values(ds, stored, meta)
+        pixels = presentation_values(ds, stored, meta)
     if not np.all(np.isfinite(pixels)):
         raise InputRefused(f"the pixel data of {path.name} contains invalid (non-finite) values")
     return Radiograph(pixels=np.ascontiguousarray(pixels, dtype=np.float32), meta=meta)
 
 
-def _presentation_values(ds, stored: np.ndarray, meta: ImageMetadata) -> np.ndarray:
+def presentation_values(ds, stored: np.ndarray, meta: ImageMetadata) -> np.ndarray:
     """Modality LUT / rescale, then VOI LUT sequence if no linear window is given, then MONOCHROME1 inversion."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
