@@ -51,7 +51,7 @@ def _read_one(task: tuple[str, str, bool, str | None]) -> dict:
         if record:
             from radassist.feedback.store import record_read
 
-            payload["recorded_session"] = record_read(result, store_path=store, image=image)
+            payload["recorded_session"] = record_read(result, store_path=store, radiograph=image)
         name = Path(path).name + ".json"
         (Path(out_dir) / name).write_text(json.dumps(payload, indent=1), encoding="utf-8")
         row["positive"] = ";".join(f.label for f in result.findings if f.positive)

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record:
         from radassist.feedback.store import record_read
 
-        payload["recorded_session"] = record_read(result, store_path=args.store, image=image)
+        payload["recorded_session"] = record_read(result, store_path=args.store, radiograph=image)
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0

@@ -1,0 +1,66 @@
+"""Remove patient identifiers from free text (report sentences, signed reports).
+
+Two passes, because neither alone is enough:
+1. Known values: the patient's name parts, ids and birth date taken from the image header, removed
+   wherever they appear as whole words (case-insensitive).
+2. Patterns: dates, titled names ("Mr Smith", "Dr. Jones"), "Name: ..." fields, long digit runs
+   (record numbers, phone numbers) and e-mail addresses.
+
+Known limit, stated in the export's datasheet: a name that is not in the image header and is not
+preceded by a title or a "name:" label (e.g. "discussed with John on the ward") is NOT found. The
+report NLP and the model only need findings, so over-redaction is preferred to under-redaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+NAME = "[NAME]"
+DATE = "[DATE]"
+NUMBER = "[NUMBER]"
+
+_MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_EMAIL = re.compile(r"[\w.'+-]+@[\w-]+(?:\.[\w-]+)+")  # first: a name inside an address would split it
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"), DATE),
+    (re.compile(r"\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b"), DATE),
+    (re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\.?\s+{_MONTHS}\.?,?\s+\d{{2,4}}\b", re.IGNORECASE), DATE),
+    (re.compile(rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b", re.IGNORECASE), DATE),
+    (re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle|Sr|Sra)\.?\s+"
+                r"[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-]+)?"), NAME),
+    (re.compile(r"\b(?:patient|name|pt|surname|forename)\s*(?:name)?\s*[:=]\s*[^\n,;.]+", re.IGNORECASE), NAME),
+    (re.compile(r"\b(?:MRN|NHS|ID|accession|record)\s*(?:no\.?|number|#)?\s*[:#]?\s*[A-Z0-9][A-Z0-9\-/]{3,}\b",
+                re.IGNORECASE), NUMBER),
+    (re.compile(r"\+?\d[\d ()\-]{7,}\d"), NUMBER),
+    (re.compile(r"\b\d{6,}\b"), NUMBER),
+)
+_NAME_SPLIT = re.compile(r"[\^=,\s]+")
+
+
+def name_tokens(*person_names: str | None) -> set[str]:
+    """Whole-word tokens of DICOM person names ("DOE^JANE^Q" -> {"DOE", "JANE", "DOE JANE", ...})."""
+    tokens: set[str] = set()
+    for value in person_names:
+        if not value:
+            continue
+        parts = [p for p in _NAME_SPLIT.split(str(value)) if len(p.strip(".")) >= 2]
+        tokens.update(p.strip(".") for p in parts)
+        if len(parts) > 1:
+            tokens.add(" ".join(parts))
+            tokens.add(" ".join(reversed(parts)))
+    return tokens
+
+
+def scrub_text(text: str, *, names: Iterable[str] = (), identifiers: Iterable[str] = ()) -> str:
+    """The text with known names/identifiers and identifier-like patterns replaced by placeholders."""
+    text = _EMAIL.sub(NUMBER, text)
+    known = sorted({t for t in names if t}, key=len, reverse=True)
+    if known:
+        text = re.sub(r"(?<!\w)(?:" + "|".join(map(re.escape, known)) + r")(?!\w)", NAME, text, flags=re.IGNORECASE)
+    for value in sorted({i.strip() for i in identifiers if i and len(i.strip()) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(value), NUMBER, text, flags=re.IGNORECASE)
+    for pattern, placeholder in _PATTERNS:
+        text = pattern.sub(placeholder, text)
+    return text

@@ -1,0 +1,224 @@
+"""The one API every host records feedback through: the Qt viewer, the Slicer module, `radassist read --record`.
+
+A FeedbackSession is one reader reading one image. Each method appends one event and returns once it
+is on disk; `state()` replays the log, so a host that crashed reopens the session with
+`FeedbackSession.resume(session_id)` and shows exactly what it showed before.
+
+Free text (edited sentences, the signed report) is scrubbed of the patient's name and ids before it
+is stored: the session learns them from the opened image and keeps them in memory only.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from radassist.errors import InputRefused
+from radassist.feedback.events import Event, EventType, ai_result_payload, new_event
+from radassist.feedback.identity import image_key_for
+from radassist.feedback.scrub import name_tokens, scrub_text
+from radassist.feedback.state import SessionState, replay
+from radassist.feedback.store import EventStore
+from radassist.io.image import ImageMetadata, Radiograph
+from radassist.pipeline.result import ReadResult
+
+HEADLESS_READER = "headless"
+
+
+def default_reader_id() -> str:
+    """The operating-system login: who sits at this workstation (exports replace it by a pseudonym)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown-reader"
+
+
+class FeedbackSession:
+    """Record one reader's reading of one image. Call open_study() first, sign() last."""
+
+    def __init__(self, store: EventStore | str | os.PathLike[str] | None = None, *, reader_id: str | None = None,
+                 session_id: str | None = None):
+        self._owns_store = not isinstance(store, EventStore)
+        self.store = store if isinstance(store, EventStore) else EventStore(store)
+        self.reader_id = reader_id or default_reader_id()
+        self.session_id = session_id or uuid.uuid4().hex
+        self.image_key: str | None = None
+        self._names: set[str] = set()
+        self._identifiers: set[str] = set()
+
+    @classmethod
+    def resume(cls, session_id: str, store: EventStore | str | os.PathLike[str] | None = None, *,
+               reader_id: str | None = None, radiograph: Radiograph | None = None) -> FeedbackSession:
+        """Reopen a session (e.g. after a crash); pass the radiograph again to keep scrubbing its names."""
+        session = cls(store, reader_id=reader_id, session_id=session_id)
+        events = session.store.events(session_id)
+        if not events:
+            raise InputRefused(f"there is no feedback session {session_id} in {session.store.path}")
+        state = replay(events)
+        session.image_key = state.image_key
+        if reader_id is None:
+            session.reader_id = state.reader_id
+        if radiograph is not None:
+            session._learn_identifiers(radiograph.meta)
+        return session
+
+    # --- what the host calls -------------------------------------------------------------------
+
+    def open_study(self, radiograph: Radiograph) -> str:
+        """Start reading this image; returns its pseudonymous image key."""
+        return self._open(radiograph.meta, radiograph.pixels)
+
+    def ai_result_shown(self, result: ReadResult) -> Event:
+        return self._record(EventType.AI_RESULT_SHOWN, ai_result_payload(result))
+
+    def accept(self, label: str) -> Event:
+        """The radiologist confirms the AI's finding: present."""
+        return self._record(EventType.FINDING_ACCEPTED, {"label": self._known_label(label)})
+
+    def reject(self, label: str) -> Event:
+        """The radiologist says the AI's finding is absent."""
+        return self._record(EventType.FINDING_REJECTED, {"label": self._known_label(label)})
+
+    def mark_uncertain(self, label: str) -> Event:
+        return self._record(EventType.FINDING_UNCERTAIN, {"label": self._known_label(label)})
+
+    def add_finding(self, label: str, display_name: str | None = None) -> Event:
+        """A finding the radiologist sees that the AI did not call (any label, also one the model lacks)."""
+        if not label or not label.strip():
+            raise InputRefused("an added finding needs a label")
+        return self._record(EventType.FINDING_ADDED, {"label": label.strip(), "display_name": display_name or label})
+
+    def draw_region(self, label: str, geometry: dict[str, Any]) -> str:
+        """Outline a region (geometry in image pixels, see events.check_geometry); returns its region id."""
+        region_id = uuid.uuid4().hex[:12]
+        self._record(EventType.REGION_DRAWN, {"region_id": region_id, "label": label, "geometry": geometry})
+        return region_id
+
+    def change_region(self, region_id: str, *, geometry: dict[str, Any] | None = None,
+                      label: str | None = None) -> Event:
+        current = self.state().regions.get(region_id)
+        if current is None:
+            raise InputRefused(f"there is no region {region_id} in this session")
+        return self._record(EventType.REGION_CHANGED, {
+            "region_id": region_id, "label": label or current.label, "geometry": geometry or current.geometry})
+
+    def edit_sentence(self, sentence_id: str, before: str, after: str, *, section: str = "FINDINGS") -> Event:
+        """Replace a report sentence's text (before = what it said; "" for a new sentence; after "" deletes)."""
+        current = self.state().sentences.get(sentence_id)
+        shown = current.text if current else ""
+        if self._scrub(before) != shown:
+            raise InputRefused(f"sentence {sentence_id} does not currently read '{before}'")
+        return self._record(EventType.REPORT_SENTENCE_EDITED, {
+            "sentence_id": sentence_id, "section": current.section if current else section,
+            "before": shown, "after": self._scrub(after)})
+
+    def sign(self, report_text: str) -> Event:
+        if not report_text or not report_text.strip():
+            raise InputRefused("an empty report cannot be signed")
+        return self._record(EventType.REPORT_SIGNED, {"text": self._scrub(report_text)})
+
+    def undo(self) -> bool:
+        """Take back the newest action; False when there is nothing to undo."""
+        state = self.state()
+        if not state.can_undo:
+            return False
+        self._record(EventType.UNDO, {"target_event_id": state.undo_stack[-1]}, state=state)
+        return True
+
+    def redo(self) -> bool:
+        state = self.state()
+        if not state.can_redo:
+            return False
+        self._record(EventType.REDO, {"target_event_id": state.redo_stack[-1]}, state=state)
+        return True
+
+    def state(self) -> SessionState:
+        events = self.store.events(self.session_id)
+        if not events:
+            raise InputRefused("open a study before asking for the session's state")
+        return replay(events)
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> FeedbackSession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- inside --------------------------------------------------------------------------------
+
+    def _open(self, meta: ImageMetadata, pixels: np.ndarray | None) -> str:
+        if self.image_key is not None:
+            raise InputRefused("this feedback session already has an image; start a new session for another")
+        key, key_source = image_key_for(self.store.secret, sop_instance_uid=meta.sop_instance_uid, pixels=pixels)
+        self._learn_identifiers(meta)
+        self.store.remember_source(key, meta.source_path)
+        self.image_key = key
+        self._record(EventType.STUDY_OPENED, {
+            "key_source": key_source, "rows": int(meta.rows), "columns": int(meta.columns),
+            "file_format": meta.file_format, "modality": meta.modality, "view_position": meta.view_position,
+        })
+        return key
+
+    def _learn_identifiers(self, meta: ImageMetadata) -> None:
+        self._names |= name_tokens(meta.patient_name)
+        self._identifiers |= {v for v in (meta.patient_id, meta.study_date) if v}
+
+    def _scrub(self, text: str) -> str:
+        return scrub_text(text, names=self._names, identifiers=self._identifiers)
+
+    def _known_label(self, label: str) -> str:
+        if label not in self.state().findings:
+            raise InputRefused(f"'{label}' is not a finding on screen; use add_finding for a new one")
+        return label
+
+    def _record(self, event_type: EventType, payload: dict[str, Any], *, state: SessionState | None = None) -> Event:
+        if self.image_key is None:
+            raise InputRefused("open a study before recording feedback on it")
+        if event_type is not EventType.STUDY_OPENED:
+            state = state or self.state()
+            if state.signed:
+                raise InputRefused("this report is signed; open a new session to amend it")
+        event = new_event(event_type, session_id=self.session_id, reader_id=self.reader_id,
+                          image_key=self.image_key, payload=payload)
+        seq = self.store.append(event)
+        return replace(event, seq=seq)
+
+
+def record_read(result: ReadResult, store_path: str | os.PathLike[str] | None = None, *,
+                radiograph: Radiograph | None = None, reader_id: str | None = None) -> str:
+    """Store a headless read (`radassist read PATH --record`, batch pre-reads) as an unsigned session.
+
+    Returns the session id. An image without a SOP Instance UID is identified by its pixels, which are
+    taken from `radiograph` or read again from the result's source path.
+    """
+    pixels = None
+    if not result.meta.sop_instance_uid:
+        if radiograph is None:
+            from radassist.io import read_image
+
+            radiograph = read_image(result.meta.source_path)
+        pixels = radiograph.pixels
+    with FeedbackSession(store_path, reader_id=reader_id or HEADLESS_READER) as session:
+        session._open(result.meta, pixels)
+        session.ai_result_shown(result)
+        return session.session_id
+
+
+def unsigned_sessions(store: EventStore, *, reader_id: str | None = None) -> list[SessionState]:
+    """Sessions not signed yet, newest activity first: what a host offers to reopen after a crash
+    (pass reader_id to leave out other readers' and headless pre-reads)."""
+    by_session: dict[str, list[Event]] = {}
+    for event in store.events():
+        by_session.setdefault(event.session_id, []).append(event)
+    states = [replay(events) for events in by_session.values()]
+    open_states = [s for s in states if not s.signed and (reader_id is None or s.reader_id == reader_id)]
+    return sorted(open_states, key=lambda s: s.last_seq, reverse=True)

@@ -1,0 +1,151 @@
+"""Replay a session's events into the state a viewer shows.
+
+Why replay instead of storing the state: the log is the single source of truth, so a viewer that
+crashed and reopens the session (or the export, or an auditor) computes exactly the same state from
+it, undo/redo included. Undo and redo follow the usual editor rule: undo takes back the newest
+applied action, redo re-applies the newest undone one, and any new action forgets what was undone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from radassist.feedback.events import DECISION_OF, UNDOABLE, Event, EventType
+
+
+@dataclass
+class FindingState:
+    label: str
+    display_name: str
+    ai_probability: float | None = None  # None for a finding the radiologist added
+    ai_threshold: float | None = None
+    ai_positive: bool | None = None
+    decision: str | None = None  # "present", "absent", "uncertain", or None (not reviewed)
+    added_by_reader: bool = False
+
+
+@dataclass
+class RegionState:
+    region_id: str
+    label: str
+    geometry: dict[str, Any]
+
+
+@dataclass
+class SentenceState:
+    sentence_id: str
+    section: str
+    draft_text: str  # what the AI drafted ("" for a sentence the radiologist added)
+    text: str  # what it says now ("" = deleted)
+    source_label: str | None = None
+
+
+@dataclass
+class SessionState:
+    session_id: str
+    image_key: str = ""
+    reader_id: str = ""
+    opened_utc: str = ""
+    key_source: str = ""
+    rows: int = 0
+    columns: int = 0
+    model_id: str = ""
+    model_sha256: str = ""
+    findings: dict[str, FindingState] = field(default_factory=dict)
+    regions: dict[str, RegionState] = field(default_factory=dict)
+    sentences: dict[str, SentenceState] = field(default_factory=dict)
+    signed_text: str | None = None
+    signed_utc: str | None = None
+    undo_stack: list[str] = field(default_factory=list)  # event ids of applied undoable actions
+    redo_stack: list[str] = field(default_factory=list)  # event ids of undone actions, newest last
+    last_seq: int = 0
+    event_count: int = 0
+
+    @property
+    def signed(self) -> bool:
+        return self.signed_text is not None
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.undo_stack) and not self.signed
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self.redo_stack) and not self.signed
+
+    def current_report_text(self) -> str:
+        if self.signed_text is not None:
+            return self.signed_text
+        parts = []
+        for section in ("FINDINGS", "IMPRESSION"):
+            text = " ".join(s.text for s in self.sentences.values() if s.section == section and s.text)
+            parts.append(f"{section}: {text}")
+        return "\n\n".join(parts) + "\n"
+
+
+def replay(events: Iterable[Event]) -> SessionState:
+    """The state after these events (one session's, in store order)."""
+    events = list(events)
+    if not events:
+        raise ValueError("a session has at least one event")
+    state = SessionState(session_id=events[0].session_id)
+    facts: set[str] = set()  # event ids of non-undoable events (opening, AI output, signing)
+    for event in events:
+        state.last_seq = max(state.last_seq, event.seq or 0)
+        state.event_count += 1
+        if event.type in UNDOABLE:
+            state.undo_stack.append(event.event_id)
+            state.redo_stack.clear()
+        elif event.type is EventType.UNDO and state.undo_stack:
+            state.redo_stack.append(state.undo_stack.pop())
+        elif event.type is EventType.REDO and state.redo_stack:
+            state.undo_stack.append(state.redo_stack.pop())
+        elif event.type not in (EventType.UNDO, EventType.REDO):
+            facts.add(event.event_id)
+    # Apply facts and the surviving actions in log order: later events win.
+    surviving = set(state.undo_stack)
+    for event in events:
+        if event.event_id in facts or event.event_id in surviving:
+            _apply(state, event)
+    return state
+
+
+def _apply(state: SessionState, event: Event) -> None:
+    payload = event.payload
+    kind = event.type
+    if kind is EventType.STUDY_OPENED:
+        state.image_key = event.image_key
+        state.reader_id = event.reader_id
+        state.opened_utc = event.ts_utc
+        state.key_source = payload["key_source"]
+        state.rows, state.columns = int(payload["rows"]), int(payload["columns"])
+    elif kind is EventType.AI_RESULT_SHOWN:
+        state.model_id, state.model_sha256 = payload["model_id"], payload["model_sha256"]
+        for f in payload["findings"]:
+            finding = state.findings.setdefault(f["label"], FindingState(f["label"], f["display_name"]))
+            finding.ai_probability, finding.ai_threshold = f["probability"], f["threshold"]
+            finding.ai_positive = f["positive"]
+        for s in payload["report"]:
+            state.sentences[s["sentence_id"]] = SentenceState(
+                s["sentence_id"], s["section"], s["text"], s["text"], s.get("source_label"))
+    elif kind in DECISION_OF:
+        label = payload["label"]
+        finding = state.findings.get(label)
+        if finding is None:
+            finding = state.findings[label] = FindingState(label, payload.get("display_name", label))
+            finding.added_by_reader = True
+        finding.decision = DECISION_OF[kind]
+    elif kind in (EventType.REGION_DRAWN, EventType.REGION_CHANGED):
+        state.regions[payload["region_id"]] = RegionState(payload["region_id"], payload["label"], payload["geometry"])
+    elif kind is EventType.REPORT_SENTENCE_EDITED:
+        sentence_id = payload["sentence_id"]
+        sentence = state.sentences.get(sentence_id)
+        if sentence is None:
+            sentence = state.sentences[sentence_id] = SentenceState(
+                sentence_id, payload.get("section", "FINDINGS"), "", "")
+        sentence.text = payload["after"]
+    elif kind is EventType.REPORT_SIGNED:
+        state.signed_text = payload["text"]
+        state.signed_utc = event.ts_utc
