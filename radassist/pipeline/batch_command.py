@@ -49,7 +49,7 @@ def _read_one(task: tuple[str, str, bool, str | None]) -> dict:
         result = read_radiograph(image)
         payload = result_to_dict(result)
         if record:
-            from radassist.feedback.store import record_read
+            from radassist.feedback import record_read
 
             payload["recorded_session"] = record_read(result, store_path=store, radiograph=image)
         name = Path(path).name + ".json"

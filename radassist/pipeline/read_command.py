@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.saliency_out:
         payload["saliency_png"] = [str(p) for p in write_overlays(result, image, Path(args.saliency_out))]
     if args.record:
-        from radassist.feedback.store import record_read
+        from radassist.feedback import record_read
 
         payload["recorded_session"] = record_read(result, store_path=args.store, radiograph=image)
     if args.json:
