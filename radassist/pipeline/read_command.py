@@ -30,13 +30,9 @@ def result_to_dict(result) -> dict:
     } for f in result.findings]
     report = None
     if result.report is not None:
-        report = {
-            "findings": result.report.section_text("FINDINGS"),
-            "impression": result.report.section_text("IMPRESSION"),
-            "sentences": [{"id": s.sentence_id, "section": s.section, "text": s.text, "kg_node": s.kg_node,
-                           "source_label": s.source_label, "probability": s.probability, "band": s.band}
-                          for s in result.report.sentences],
-        }
+        from radassist.findings.report import report_as_dict
+
+        report = report_as_dict(result.report)
     return {
         "file": Path(result.meta.source_path).name,
         "qa": {"accepted": result.qa.accepted, "reason": result.qa.reason, "checks": result.qa.checks},
