@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 APP_NAME = "RadAssist"
 
 
 def install_root() -> Path:
-    """The folder holding models/ and resources/: the repo root, or the frozen bundle's root."""
+    """The folder holding models/, resources/ and ui/.
+
+    The frozen bundle's root; else the source checkout (also an editable install); else, for a wheel
+    install, <prefix>/share/radassist where pyproject.toml's data-files put them.
+    """
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root:
         return Path(frozen_root)
-    return Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    schemes = (sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user"))
+    candidates = [Path(sysconfig.get_path("data", scheme)) / "share" / "radassist" for scheme in schemes]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def models_dir() -> Path:

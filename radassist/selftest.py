@@ -1,0 +1,364 @@
+"""`radassist selftest` (also `radassist --selftest`): prove an installation works, offline, in seconds.
+
+Why it exists: a reading-room workstation is installed once by someone who is not a developer, often
+with no network. The self-test is what the installer runs after building and what a site runs after
+copying the bundle: it loads the bundled models (sha256 checked against their cards), decodes
+compressed DICOM through every pixel plugin the bundle ships, reads bundled samples end to end to a
+draft report, shows the result once in the viewer (offscreen when there is no display), and checks the
+first-run promises: no socket is opened, nothing is written inside the installation, user data goes
+to the platform's user-data folder. Each step prints one line with its time; the first failure ends
+the run with `radassist: error: selftest failed: <step>: <reason>` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radassist.errors import RadAssistError
+
+SAMPLE_SUFFIXES = (".dcm", ".png")
+# Pixel plugins the bundle must carry, per compressed transfer syntax (checked by `available_plugins`).
+REQUIRED_DECODER_PLUGINS = {
+    "JPEGBaseline8BitDecoder": ("pylibjpeg", "gdcm"),
+    "JPEGLSLosslessDecoder": ("pylibjpeg", "gdcm"),
+    "JPEG2000LosslessDecoder": ("pylibjpeg", "gdcm"),
+    "RLELosslessDecoder": ("pylibjpeg",),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sample", action="append", metavar="PATH", type=Path,
+                        help="image to read end to end (repeatable; default: every bundled sample)")
+    parser.add_argument("--no-viewer", action="store_true", help="skip the viewer step (core-only installs)")
+    parser.add_argument("--screenshot", metavar="OUT.png", type=Path,
+                        help="save what the viewer step showed (to look at a headless run)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from radassist import __version__
+    from radassist.paths import install_root
+
+    kind = "frozen bundle" if getattr(sys, "frozen", False) else "installation"
+    print(f"radassist {__version__} self-test ({kind} at {install_root()})", flush=True)
+    started = time.perf_counter()
+    state = _State(samples=list(args.sample or []))
+    read_only = read_only_folders()
+    before = snapshot(read_only)
+    with refuse_sockets() as attempts:
+        _step("installation files", lambda: _installation_files(state))
+        _step("environment", _environment)
+        _step("user data folder", lambda: _user_data_outside(read_only))
+        _step("models", lambda: _load_models(state))
+        _step("dicom codecs", _dicom_codecs)
+        for sample in state.samples:
+            _step(f"read {sample.name}", lambda sample=sample: _read_sample(state, sample))
+        if not args.no_viewer:
+            _step("viewer", lambda: _show_in_viewer(state, args.screenshot))
+    _step("no network", lambda: _no_network(attempts))
+    _step("installation unchanged", lambda: _unchanged(read_only, before))
+    print(f"selftest passed in {time.perf_counter() - started:.1f} s", flush=True)
+    return 0
+
+
+@dataclass
+class _State:
+    """What one step hands to the next (the viewer step compares its read with the core read)."""
+
+    samples: list[Path]
+    cards: dict[str, str] = field(default_factory=dict)  # task -> bundled card path
+    results: list[Any] = field(default_factory=list)  # ReadResult per sample
+
+
+def _step(name: str, action: Callable[[], str]) -> None:
+    """Run one step, print `ok <name> <ms> <detail>`, or stop the self-test with the step's reason."""
+    start = time.perf_counter()
+    try:
+        detail = action()
+    except Exception as exc:  # any failure, ours or a library's, is reported as the step's reason
+        reason = str(exc) if isinstance(exc, RadAssistError) else f"{type(exc).__name__}: {exc}"
+        raise RadAssistError(f"selftest failed: {name}: {reason}") from None
+    elapsed_ms = (time.perf_counter() - start) * 1000.0
+    print(f"  ok  {name:<34} {elapsed_ms:8.0f} ms  {detail}", flush=True)
+
+
+# --- first-run promises -------------------------------------------------------------------------------
+
+class NetworkAttempted(OSError):
+    """Raised in place of creating a socket while `refuse_sockets` is active.
+
+    An OSError, like what an offline machine gives, so code with an offline fallback takes it; the
+    attempt is counted anyway and fails the self-test.
+    """
+
+
+@contextmanager
+def refuse_sockets() -> Iterator[list[str]]:
+    """Make every `socket.socket(...)` raise; yield the list of attempts (a swallowed one still counts).
+
+    Covers Python-level sockets (urllib, http.client, requests, asyncio). Native libraries that open
+    sockets in C are outside its view; none of the bundled ones is expected to.
+    """
+    attempts: list[str] = []
+    original = socket.socket
+
+    class _RefusedSocket(original):  # type: ignore[valid-type, misc]
+        def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None):
+            attempts.append(f"socket(family={family}, type={type})")
+            raise NetworkAttempted("a network socket was requested; RadAssist must work offline")
+
+    socket.socket = _RefusedSocket  # type: ignore[misc]
+    try:
+        yield attempts
+    finally:
+        socket.socket = original  # type: ignore[misc]
+
+
+def _no_network(attempts: list[str]) -> str:
+    if attempts:
+        raise NetworkAttempted(f"{len(attempts)} socket(s) requested: {'; '.join(attempts[:3])}")
+    return "no socket was requested"
+
+
+def read_only_folders() -> list[Path]:
+    """What must stay untouched: the whole bundle when frozen, else models/, resources/ and ui/.
+
+    The bundle is the folder holding both the executable and the bundled files (sys._MEIPASS): the
+    one-folder app on Linux/Windows, Contents/ of the macOS .app.
+    """
+    from radassist.paths import install_root, models_dir, resources_dir, ui_dir
+
+    if getattr(sys, "frozen", False):
+        executable_dir = Path(sys.executable).resolve().parent
+        return [Path(os.path.commonpath([executable_dir, install_root().resolve()]))]
+    return [models_dir().resolve(), resources_dir().resolve(), ui_dir().resolve()]
+
+
+def snapshot(folders: list[Path]) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of every file under the folders."""
+    state: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(root, name)
+                info = os.stat(path, follow_symlinks=False)
+                state[path] = (info.st_size, info.st_mtime_ns)
+    return state
+
+
+def _unchanged(folders: list[Path], before: dict[str, tuple[int, int]]) -> str:
+    after = snapshot(folders)
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        raise RadAssistError(f"{len(changed)} file(s) inside the installation were written: {changed[:3]}")
+    return f"{len(after)} files under {', '.join(str(f) for f in folders)} untouched"
+
+
+def _user_data_outside(read_only: list[Path]) -> str:
+    """User data must live outside the read-only installation, in a folder we can write."""
+    from radassist.paths import user_data_dir
+
+    folder = user_data_dir().resolve()
+    for protected in read_only:
+        if folder == protected or protected in folder.parents:
+            raise RadAssistError(f"user data folder {folder} is inside the installation ({protected})")
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".selftest-"):
+        pass  # created and removed: the folder is writable
+    return f"{folder} (writable)"
+
+
+# --- the working parts ---------------------------------------------------------------------------------
+
+def _installation_files(state: _State) -> str:
+    """The read-only files are where radassist.paths says; the bundled samples become the default reads."""
+    from radassist.inference.registry import BUNDLED
+    from radassist.paths import models_dir, resources_dir, ui_dir
+
+    cards = [models_dir() / card for card in BUNDLED.values()]
+    required = [*cards, resources_dir() / "knowledge" / "cxr.ttl", resources_dir() / "samples"]
+    missing = [str(path) for path in required if not path.exists()]
+    forms = sorted(ui_dir().glob("*.ui")) if ui_dir().is_dir() else []
+    if not forms:
+        missing.append(f"{ui_dir()}/*.ui")
+    if missing:
+        raise RadAssistError(f"missing from this installation: {', '.join(missing)}")
+    bundled = sorted(p for p in (resources_dir() / "samples").iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+    state.samples = state.samples or bundled
+    return f"{len(cards)} model cards, knowledge graph, {len(forms)} viewer forms, {len(bundled)} samples"
+
+
+def _environment() -> str:
+    import onnxruntime as ort
+
+    from radassist.inference.engine import choose_providers
+
+    providers = choose_providers(ort.get_available_providers(), os.environ.get("RADASSIST_PROVIDER"))
+    return (f"Python {sys.version.split()[0]} on {sys.platform}, onnxruntime {ort.__version__}, "
+            f"providers {', '.join(p.removesuffix('ExecutionProvider') for p in providers)}")
+
+
+def _load_models(state: _State) -> str:
+    """Load each BUNDLED model (not a user-activated version): the engine checks its sha256 first."""
+    from radassist.inference.engine import load_model
+    from radassist.inference.registry import BUNDLED, bundled_card_path
+
+    loaded = []
+    for task in BUNDLED:
+        card = bundled_card_path(task)
+        session = load_model(str(card))
+        state.cards[task] = str(card)
+        loaded.append(f"{task} {session.card.model_id} (sha256 {session.card.sha256[:12]}, {session.provider})")
+    return "; ".join(loaded)
+
+
+def _dicom_codecs() -> str:
+    """Every pixel plugin the bundle ships is present, and compressed pixels round-trip through them.
+
+    A frozen bundle can lose a plugin silently (a hidden import or package metadata left out) and only
+    show it on the first JPEG 2000 study from PACS; this step shows it here instead. The pixels are a
+    12-bit copy of the bundled DICOM sample, compressed in memory.
+    """
+    import numpy as np
+    import pydicom
+    from pydicom.pixels import decoders, pixel_array
+    from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
+
+    from radassist.paths import resources_dir
+
+    for decoder_name, plugins in REQUIRED_DECODER_PLUGINS.items():
+        decoder = getattr(decoders, decoder_name)
+        missing = [p for p in plugins if p not in decoder.available_plugins]
+        if missing:
+            raise RadAssistError(f"{decoder.UID.name} cannot be decoded by {', '.join(missing)} "
+                                 f"({decoder.missing_dependencies or 'plugin not available'})")
+    source = next((resources_dir() / "samples").glob("*.dcm"))
+    pixels = pydicom.dcmread(source).pixel_array[::4, ::4].astype(np.uint16) * 16
+    checked = []
+    for uid, encoder, readers in ((JPEG2000Lossless, "pylibjpeg", ("pylibjpeg", "gdcm")),
+                                  (JPEGLSLossless, "pyjpegls", ("pylibjpeg", "gdcm")),
+                                  (RLELossless, "pydicom", ("pylibjpeg",))):
+        dataset = pydicom.dcmread(source)
+        dataset.Rows, dataset.Columns = pixels.shape
+        dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 12, 11
+        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        dataset.PixelData = pixels.tobytes()
+        dataset.compress(uid, encoding_plugin=encoder)
+        for reader in readers:
+            if not np.array_equal(pixel_array(dataset, decoding_plugin=reader), pixels):
+                raise RadAssistError(f"{uid.name} decoded by {reader} differs from the original pixels")
+        checked.append(f"{uid.name.split(' (')[0]} ({encoder} -> {'/'.join(readers)})")
+    return f"plugins present; lossless round trips: {', '.join(checked)}"
+
+
+def _read_sample(state: _State, sample: Path) -> str:
+    from radassist.pipeline.read import ReadOptions, read_radiograph
+
+    options = ReadOptions(classifier=state.cards["classifier"], lungseg=state.cards["lungseg"])
+    result = read_radiograph(sample, options)
+    if result.report is None or not result.report.sentences:
+        raise RadAssistError(f"{sample.name} was read but no draft report was written")
+    state.results.append(result)
+    positives = [f"{f.display_name} {f.probability:.2f}" for f in result.findings if f.positive] or ["none"]
+    return (f"positive: {', '.join(positives)}; report {len(result.report.sentences)} sentences; "
+            f"impression: {result.report.section_text('IMPRESSION')[:80]}")
+
+
+def _show_in_viewer(state: _State, screenshot: Path | None) -> str:
+    """Open a JPEG 2000 copy of the DICOM sample in the real main window and wait for its AI read.
+
+    This runs the viewer's own path: the compressed file is decoded in its helper process (the part
+    of a frozen app most likely to break), the read runs on its worker thread, and the result is
+    painted. A local event loop waits for it and ends; the window is closed, nothing keeps running.
+    The user's viewer layout and feedback store are not touched (temporary settings, in-memory sink).
+    """
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        if getattr(sys, "frozen", False):
+            raise
+        return "skipped: PySide6 is not installed (core-only installation)"
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from radassist.gui.app import SCREENSHOT_SIZE, application, headless
+    from radassist.gui.events import RecordingSink
+    from radassist.gui.main_window import MainWindow, capture_window
+
+    app = application(offscreen=headless())
+    with tempfile.TemporaryDirectory(prefix="radassist-selftest-") as scratch:
+        compressed = _jpeg2000_copy(_bundled_dicom_sample(), Path(scratch))
+        window = MainWindow(RecordingSink(), settings=QSettings(str(Path(scratch) / "viewer.ini"),
+                                                                QSettings.Format.IniFormat))
+        outcome: dict[str, Any] = {}
+        loop, deadline = QEventLoop(), QTimer()
+        window.read_finished.connect(lambda ok: (outcome.setdefault("read", ok), loop.quit()))
+        window.image_failed.connect(lambda message: (outcome.setdefault("failed", message), loop.quit()))
+        deadline.setSingleShot(True)
+        deadline.timeout.connect(loop.quit)
+        try:
+            window.resize(*SCREENSHOT_SIZE)
+            window.show()
+            window.open_image(compressed)
+            deadline.start(VIEWER_TIMEOUT_S * 1000)
+            loop.exec()
+            deadline.stop()
+            if "failed" in outcome:
+                raise RadAssistError(f"the viewer could not open {compressed.name}: {outcome['failed']}")
+            if "read" not in outcome:
+                raise RadAssistError(f"the viewer's AI read did not finish within {VIEWER_TIMEOUT_S} s")
+            if not outcome["read"] or window.result is None:
+                raise RadAssistError("the viewer's AI read ended without a result (refused, failed or cancelled)")
+            shown, picture = window.result, capture_window(window)
+        finally:
+            window.close()
+            window.deleteLater()
+            app.processEvents()
+    if screenshot is not None and not picture.save(str(screenshot), "PNG"):
+        raise RadAssistError(f"the screenshot could not be written to {screenshot}")
+    colours = len({picture.pixel(x, y) for x in range(0, picture.width(), 16) for y in range(0, picture.height(), 16)})
+    if colours < 16:
+        raise RadAssistError(f"the window rendered {colours} colour(s): it looks blank")
+    return (f"JPEG 2000 copy of {_bundled_dicom_sample().name} opened (helper-process decode), AI read shown: "
+            f"{len(shown.findings)} findings{_same_as_core_read(state, shown)}; "
+            f"{picture.width()}x{picture.height()} window, {colours} colours")
+
+
+VIEWER_TIMEOUT_S = 120
+
+
+def _bundled_dicom_sample() -> Path:
+    from radassist.paths import resources_dir
+
+    return next((resources_dir() / "samples").glob("*.dcm"))
+
+
+def _jpeg2000_copy(source: Path, folder: Path) -> Path:
+    """A lossless JPEG 2000 copy of a DICOM file (what many PACS send), written to `folder`."""
+    import pydicom
+    from pydicom.uid import JPEG2000Lossless
+
+    dataset = pydicom.dcmread(source)
+    dataset.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    target = folder / f"{source.stem}_jpeg2000.dcm"
+    dataset.save_as(target, enforce_file_format=True)
+    return target
+
+
+def _same_as_core_read(state: _State, shown: Any) -> str:
+    """The viewer read lossless-compressed copies of the same pixels: its probabilities must match."""
+    sample = _bundled_dicom_sample()
+    core = next((r for r in state.results if Path(r.meta.source_path).name == sample.name), None)
+    if core is None or core.model_sha256 != shown.model_sha256:
+        return ""  # that sample was not read here, or the viewer uses a user-activated model version
+    difference = max(abs(a.probability - b.probability) for a, b in zip(core.findings, shown.findings, strict=True))
+    if difference > 1e-4:
+        raise RadAssistError(f"the viewer's probabilities differ from the core read by {difference:.4f}")
+    return " (same probabilities as the core read)"
