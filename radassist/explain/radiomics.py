@@ -62,7 +62,7 @@ def region_table(image01: np.ndarray, regions: dict[str, np.ndarray],
 LUNG_NAMES = {"right_lung": "right lung", "left_lung": "left lung"}
 MEAN = "original_firstorder_Mean"
 ENTROPY = "original_glcm_JointEntropy"
-HETEROGENEITY = "original_glszm_ZoneEntropy"
+SAME_WITHIN = 0.05  # relative differences below 5% are reported as "similar" / "symmetric"
 
 
 def _relative(a: float, b: float) -> float:
@@ -81,15 +81,18 @@ def evidence_statements(table: dict[str, dict[str, float]], salient_side: str | 
             for feature, what in ((MEAN, "mean density"), (ENTROPY, "texture heterogeneity (GLCM joint entropy)")):
                 if feature in salient and feature in reference:
                     change = _relative(salient[feature], reference[feature])
-                    direction = "higher" if change >= 0 else "lower"
+                    if abs(change) < SAME_WITHIN:
+                        comparison = f"similar to the {LUNG_NAMES[other]}"
+                    else:
+                        direction = "higher" if change > 0 else "lower"
+                        comparison = f"{abs(change) * 100:.0f}% {direction} than the {LUNG_NAMES[other]}"
                     statements.append(EvidenceStatement(
-                        text=f"The highlighted region in the {LUNG_NAMES[salient_side]} has {what} "
-                             f"{abs(change) * 100:.0f}% {direction} than the {LUNG_NAMES[other]}.",
+                        text=f"The highlighted region in the {LUNG_NAMES[salient_side]} has {what} {comparison}.",
                         feature=feature, region="salient", value=salient[feature], reference=reference[feature]))
     right, left = table.get("right_lung"), table.get("left_lung")
     if right and left and MEAN in right and MEAN in left:
         change = _relative(right[MEAN], left[MEAN])
-        if abs(change) >= 0.05:
+        if abs(change) >= SAME_WITHIN:
             denser, lighter = ("right", "left") if change > 0 else ("left", "right")
             statements.append(EvidenceStatement(
                 text=f"The {denser} lung is {abs(change) * 100:.0f}% denser on average than the {lighter} lung.",

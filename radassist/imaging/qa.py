@@ -32,12 +32,25 @@ MAX_ASPECT = 2.5  # width/height or height/width; chest radiographs are close to
 
 @dataclass(frozen=True)
 class LungPlausibility:
-    """Limits on the segmented lung fields, as fractions of the image, from the development data."""
+    """Limits on the segmented lung fields, set from 250 development images (40 per data folder, all
+    frontal chest radiographs) and the non-chest DICOMs in tests/data/dicom.
 
-    min_total_fraction: float = 0.04
+    Measured on the chest images: lung area 6.6-33 % of the image per lung (13 % p1 of the total),
+    fill of each lung's bounding box 0.30-0.87 with the two-lung mean never below 0.40. The abdominal
+    scout gives mean fill 0.21 and 7 % total area, the dental CR 0.30 and 12 %.
+    """
+
+    min_found_fraction: float = 0.03  # lungs together below this: no lung field was found at all
+    min_lung_fraction: float = 0.01  # one lung below this counts as not found
+    min_total_fraction: float = 0.10
     max_total_fraction: float = 0.75
-    min_lung_fraction: float = 0.008
-    max_side_ratio: float = 6.0  # larger lung area / smaller lung area
+    min_mean_fill: float = 0.35  # lungs fill their bounding boxes; blobs on other anatomy do not
+
+
+def _fill(mask: np.ndarray) -> float:
+    rows, columns = np.nonzero(mask)
+    box = (rows.max() - rows.min() + 1) * (columns.max() - columns.min() + 1)
+    return float(mask.sum()) / float(box)
 
 
 def check_metadata(meta: ImageMetadata) -> QAVerdict:
@@ -67,19 +80,25 @@ def check_metadata(meta: ImageMetadata) -> QAVerdict:
 
 def lung_field_check(lung_labels: np.ndarray, limits: LungPlausibility = LungPlausibility()
                      ) -> tuple[bool, str, dict]:
-    """Two lung fields of plausible size and balance, from the label mask (1 right, 2 left)."""
+    """Two lung fields of plausible size and shape, from the label mask (1 right, 2 left).
+
+    A single lung found is not a refusal by itself (the segmentation misses a lung on some real
+    radiographs with dense consolidation); the embedding check then decides.
+    """
     total = lung_labels.size
-    right = float(np.count_nonzero(lung_labels == 1)) / total
-    left = float(np.count_nonzero(lung_labels == 2)) / total
-    measured = {"right_lung_fraction": round(right, 4), "left_lung_fraction": round(left, 4)}
-    if right + left < limits.min_total_fraction:
+    right, left = lung_labels == 1, lung_labels == 2
+    fractions = (float(right.sum()) / total, float(left.sum()) / total)
+    measured = {"right_lung_fraction": round(fractions[0], 4), "left_lung_fraction": round(fractions[1], 4)}
+    if sum(fractions) < limits.min_found_fraction:
         return False, "no lung fields were found in the image", measured
-    if right + left > limits.max_total_fraction:
+    if sum(fractions) > limits.max_total_fraction:
         return False, "the image does not show lung fields surrounded by chest wall and mediastinum", measured
-    if min(right, left) < limits.min_lung_fraction:
-        return False, "only one lung field was found in the image", measured
-    if max(right, left) / max(min(right, left), 1e-9) > limits.max_side_ratio:
-        return False, "the two lung fields found are implausibly unequal in size", measured
+    if min(fractions) < limits.min_lung_fraction:
+        return True, "only one lung field was found", measured
+    mean_fill = (_fill(right) + _fill(left)) / 2.0
+    measured["lung_box_fill"] = round(mean_fill, 3)
+    if sum(fractions) < limits.min_total_fraction or mean_fill < limits.min_mean_fill:
+        return False, "the regions found do not have the size and shape of lung fields", measured
     return True, "two lung fields found", measured
 
 

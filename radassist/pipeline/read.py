@@ -140,13 +140,12 @@ def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, result: ReadResul
     positives = [f for f in result.findings if f.positive and f.conditional_on is None]
     lead = max(positives, key=lambda f: f.probability, default=None)
     salient_side = None
-    if lead is not None:
+    if lead is not None and lead.zone:
+        # the side named in the report (the saliency peak's zone) is the side the evidence speaks about
+        salient_side = "right_lung" if lead.zone.startswith("right") else "left_lung"
+        side_label = 1 if salient_side == "right_lung" else 2
         saliency = _downsample(result.saliency[lead.label], RADIOMICS_SIDE)
-        salient = (saliency >= 0.5) & (labels > 0)
-        regions["salient"] = salient
-        if salient.any():
-            right_share = np.count_nonzero(salient & (labels == 1)) / np.count_nonzero(salient)
-            salient_side = "right_lung" if right_share >= 0.5 else "left_lung"
+        regions["salient"] = (saliency >= 0.5) & (labels == side_label)
     result.radiomics_table = region_table(image01, regions, ("firstorder", "glcm"))
     statements = evidence_statements(result.radiomics_table, salient_side)
     if lead is not None:

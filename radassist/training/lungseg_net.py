@@ -1,0 +1,155 @@
+"""The lung segmentation network and its training-time augmentation (torch; [train] extra only).
+
+Why this shape: a U-Net is the standard for lung fields, but on a shared 2-core CPU the full-resolution
+levels dominate the cost. A stride-2 stem lets the U-Net work at half the grid (128 px for a 256 grid)
+and the logits are upsampled bilinearly; lung outlines are smooth, so little is lost, and the ONNX stays
+well under 5 MB.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLASSES = 3  # background, right lung, left lung
+
+
+def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LungUNet(nn.Module):
+    """Stride-2 stem, U-Net over `channels` levels, logits upsampled back to the input grid."""
+
+    def __init__(self, channels: tuple[int, ...] = (8, 16, 32, 64, 96)) -> None:
+        super().__init__()
+        self.channels = channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, channels[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(inplace=True),
+        )
+        self.encoder = nn.ModuleList(
+            _conv_block(c_in, c_out) for c_in, c_out in zip((channels[0],) + channels[:-1], channels, strict=True))
+        self.decoder = nn.ModuleList(
+            _conv_block(channels[k + 1] + channels[k], channels[k]) for k in range(len(channels) - 1))
+        self.head = nn.Conv2d(channels[0], CLASSES, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) in [0, 1] -> logits (N, 3, S, S); S must be divisible by 2 ** len(channels)."""
+        x = self.stem(image)
+        skips = []
+        for level, block in enumerate(self.encoder):
+            if level:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for level in range(len(self.decoder) - 1, -1, -1):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = self.decoder[level](torch.cat([x, skips[level]], dim=1))
+        return F.interpolate(self.head(x), scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class WithSoftmax(nn.Module):
+    """What is exported: probabilities, so the ONNX output means the same in every host."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(image), dim=1)
+
+
+def _uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
+    return low + (high - low) * torch.rand(count, generator=generator)
+
+
+def add_synthetic_opacities(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+                            ) -> torch.Tensor:
+    """Paint smooth bright patches over the lungs of about half the batch, labels unchanged.
+
+    Why: the worst misses were lung bases whited out by consolidation or ARDS, which the radiologists
+    still drew as lung; few training images show it, so the model is shown more of it."""
+    count, _, size, _ = images.shape
+    field = F.interpolate(torch.rand(count, 1, 6, 6, generator=generator), size=(size, size),
+                          mode="bicubic", align_corners=False)
+    threshold = _uniform(generator, count, 0.45, 0.75).view(-1, 1, 1, 1)
+    patches = ((field - threshold) * 6.0).clamp(0.0, 1.0)
+    near_lung = F.avg_pool2d((targets > 0).float().unsqueeze(1), 15, stride=1, padding=7)
+    strength = _uniform(generator, count, 0.3, 0.9).view(-1, 1, 1, 1)
+    strength = strength * (torch.rand(count, 1, 1, 1, generator=generator) < 0.5)
+    return images + strength * patches * near_lung * (1.0 - images)
+
+
+def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random geometry and contrast for a batch: images (N, 1, S, S) in [0, 1], targets (N, S, S) long.
+
+    Horizontal flips swap the right- and left-lung labels, so label 1 stays the lung on the image's left
+    (the patient's right in a standard display). Also: synthetic opacities, small rotations,
+    zoom/aspect/shift (film framing), crops, gamma and contrast (exposure, processing),
+    blur (low-resolution journal figures) and noise.
+    """
+    count, _, size, _ = images.shape
+    flip = torch.rand(count, generator=generator) < 0.5
+    images[flip] = images[flip].flip(-1)
+    flipped = targets[flip].flip(-1)
+    targets[flip] = torch.where(flipped > 0, 3 - flipped, flipped)  # 1 <-> 2, 0 stays
+    images = add_synthetic_opacities(images, targets, generator)
+
+    gamma = torch.exp(_uniform(generator, count, math.log(0.6), math.log(1.6))).view(-1, 1, 1, 1)
+    contrast = _uniform(generator, count, 0.75, 1.15).view(-1, 1, 1, 1)
+    images = (images.clamp(0.0, 1.0) ** gamma) * contrast
+    blur_factor = _uniform(generator, count, 1.0, 4.0)
+    for index in torch.nonzero(torch.rand(count, generator=generator) < 0.3).flatten().tolist():
+        small = max(8, int(size / float(blur_factor[index])))
+        low = F.interpolate(images[index:index + 1], size=(small, small), mode="area")
+        images[index:index + 1] = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    noise_level = _uniform(generator, count, 0.0, 0.03).view(-1, 1, 1, 1)
+    images = (images + noise_level * torch.randn(images.shape, generator=generator)).clamp(0.0, 1.0)
+
+    angle = torch.deg2rad(_uniform(generator, count, -10.0, 10.0))
+    scale = torch.exp(_uniform(generator, count, math.log(0.8), math.log(1.2)))
+    aspect = torch.exp(_uniform(generator, count, -0.1, 0.1))
+    shift = _uniform(generator, 2 * count, -0.1, 0.1).view(count, 2)
+    # Cropped films: a third of the batch is zoomed in 1.25-1.7x at a random place, so lungs run off
+    # the edge (several validation films were cut through the lung bases).
+    cropped = torch.rand(count, generator=generator) < 0.33
+    crop_scale = _uniform(generator, count, 0.6, 0.8)
+    scale = torch.where(cropped, crop_scale, scale)
+    crop_shift = (2 * torch.rand(count, 2, generator=generator) - 1) * (1 - crop_scale).unsqueeze(1)
+    shift = torch.where(cropped.unsqueeze(1), crop_shift, shift)
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0] = scale * aspect * torch.cos(angle)
+    theta[:, 0, 1] = -scale * torch.sin(angle)
+    theta[:, 1, 0] = scale * aspect * torch.sin(angle)
+    theta[:, 1, 1] = scale * torch.cos(angle)
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # nearest keeps labels whole; outside the image the zero padding is background
+    targets = F.grid_sample(targets.unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
+                            align_corners=False)
+    return images, targets.squeeze(1).long()
+
+
+def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus soft Dice of the two lungs: CE alone under-weights thin lung edges and apices."""
+    cross_entropy = F.cross_entropy(logits, targets)
+    probabilities = torch.softmax(logits, dim=1)[:, 1:]
+    truth = F.one_hot(targets, CLASSES).permute(0, 3, 1, 2).float()[:, 1:]
+    overlap = (probabilities * truth).sum(dim=(2, 3))
+    total = probabilities.sum(dim=(2, 3)) + truth.sum(dim=(2, 3))
+    dice = (2 * overlap + 1.0) / (total + 1.0)
+    return cross_entropy + (1.0 - dice.mean())

@@ -1,0 +1,116 @@
+"""`radassist read` end to end on the shipped models: findings, saliency, radiomics, QA, no network."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radassist.errors import InputRefused
+from radassist.pipeline.read import ReadOptions, read_radiograph
+
+DICOM_DIR = Path(__file__).parent / "data" / "dicom"
+CHEST = {
+    "nih_dx": DICOM_DIR / "nhsx_nccid_test_data/1.3.6.1.4.1.11129.5.5.110503645592756492463169821050252582267888.dcm",
+    "cr_mono1": DICOM_DIR / "dcmfx_test_assets/fo-dicom/CR-MONO1-10-chest.dcm",
+}
+NON_CHEST = {
+    "CT": "dcmfx_test_assets/fo-dicom/D_CLUNIE_CT1_RLE_FRAGS.dcm",
+    "MR": "dcmfx_test_assets/fo-dicom/GH064.dcm",
+    "MR small": "dcmfx_test_assets/pydicom/test_files/MR_small_jpeg_ls_lossless.dcm",
+    "NM": "dcmfx_test_assets/pydicom/test_files/JPEG2000.dcm",
+    "NM extended": "dcmfx_test_assets/pydicom/test_files/JPGExtended.dcm",
+    "US": "dcmfx_test_assets/pydicom/test_files/ExplVR_BigEnd.dcm",
+    "XA": "dcmfx_test_assets/fo-dicom/HasFragmentSequence.dcm",
+    "MG": "dcmfx_test_assets/fo-dicom/OutOfBoundsOverlay.dcm",
+    "dental CR": "dcmfx_test_assets/fo-dicom/CR-ModalitySequenceLUT.dcm",
+    "abdominal scout": "nhsx_nccid_test_data/sample.dcm",
+}
+
+
+def radassist_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "radassist.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("name", sorted(CHEST))
+def test_chest_dicoms_are_read_with_findings_saliency_and_radiomics(name):
+    result = read_radiograph(CHEST[name])
+    assert result.qa.accepted, result.qa.reason
+    labels = {f.label for f in result.findings}
+    assert {"pneumonia", "viral_pattern", "opacity"} <= labels
+    for finding in result.findings:
+        assert 0.0 <= finding.probability <= 1.0 and 0.0 < finding.threshold < 1.0
+        saliency = result.saliency[finding.label]
+        assert saliency.shape == (result.meta.rows, result.meta.columns)
+        assert 0.0 <= saliency.min() and saliency.max() <= 1.0
+        if finding.peak_rc is not None:
+            assert finding.zone and finding.zone.endswith("zone")
+            # restricted to the lungs (plus a small margin): the peak lies in or next to a lung field
+            assert result.lung_mask is not None
+    assert set(result.radiomics_table) >= {"right_lung", "left_lung"}
+    assert result.report is not None and result.report.section_text("IMPRESSION")
+    for stage in ("load", "lungs", "preprocess", "inference", "saliency", "radiomics", "report"):
+        assert stage in result.timings_ms
+    assert len(result.model_sha256) == 64 and result.provider == "CPUExecutionProvider"
+
+
+def test_saliency_energy_lies_mostly_in_the_lungs():
+    result = read_radiograph(CHEST["nih_dx"])
+    lungs = result.lung_mask > 0
+    for label, saliency in result.saliency.items():
+        if saliency.sum() > 0:
+            assert saliency[lungs].sum() / saliency.sum() > 0.6, label
+
+
+@pytest.mark.parametrize("kind", sorted(NON_CHEST))
+def test_non_chest_images_are_refused(kind):
+    with pytest.raises(InputRefused, match="not read"):
+        read_radiograph(DICOM_DIR / NON_CHEST[kind])
+
+
+def test_sample_pngs_pass_qa(repo_root):
+    for path in sorted((repo_root / "resources/samples").glob("*.png")):
+        result = read_radiograph(path, ReadOptions(radiomics=False, report=False))
+        assert result.qa.accepted, (path.name, result.qa.reason)
+
+
+def test_read_cli_json_and_overlays(tmp_path):
+    out = radassist_cli("read", str(CHEST["nih_dx"]), "--json", "--saliency-out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["qa"]["accepted"] and payload["model"]["sha256"]
+    assert payload["report"]["impression"]
+    assert all(Path(p).exists() for p in payload["saliency_png"]) and len(payload["saliency_png"]) == 3
+    from PIL import Image
+
+    overlay = np.asarray(Image.open(payload["saliency_png"][0]))
+    assert overlay.shape == (1024, 1024, 3)
+
+
+def test_read_cli_refuses_a_ct_with_exit_2_and_one_line():
+    out = radassist_cli("read", str(DICOM_DIR / NON_CHEST["CT"]))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("radassist: error: ") and "CT" in out.stderr
+
+
+def test_occlusion_option_gives_maps_in_image_space():
+    result = read_radiograph(CHEST["cr_mono1"], ReadOptions(occlusion=True, radiomics=False, report=False))
+    assert all(s.shape == (440, 440) for s in result.saliency.values())
+    assert any(s.max() > 0 for s in result.saliency.values())
+
+
+def test_read_opens_no_socket(monkeypatch):
+    """Patch socket creation to fail: a read must still complete (nothing goes to the network)."""
+    def no_network(*args, **kwargs):
+        raise AssertionError("radassist tried to open a network socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    result = read_radiograph(CHEST["cr_mono1"])
+    assert result.findings and result.report is not None
