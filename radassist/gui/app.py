@@ -1,0 +1,104 @@
+"""Starting the Qt application: platform choice, HiDPI, theme, and the run-until-read mode for screenshots.
+
+With no display (no DISPLAY / WAYLAND_DISPLAY on Linux) and no QT_QPA_PLATFORM, Qt would abort; the
+viewer then renders offscreen instead, which is what `radassist demo` on a headless machine and the
+screenshot mode need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import QApplication
+
+from radassist.errors import RadAssistError
+from radassist.gui.events import EventSink, FeedbackSink, RecordingSink
+from radassist.gui.main_window import MainWindow
+from radassist.gui.theme import apply_dark_theme
+from radassist.paths import resources_dir
+
+SCREENSHOT_SIZE = (1600, 1000)
+SCREENSHOT_TIMEOUT_S = 180.0
+
+
+def headless() -> bool:
+    """True when Qt has no display to open a window on and no platform was chosen."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    if sys.platform.startswith("linux"):
+        return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return False
+
+
+def application(*, offscreen: bool = False) -> QApplication:
+    """The one QApplication (created on first use) with the dark theme."""
+    existing = QApplication.instance()
+    if existing is not None:
+        return existing  # type: ignore[return-value]
+    if offscreen:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    QCoreApplication.setApplicationName("RadAssist")
+    app = QApplication(sys.argv[:1])
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "app.svg")))
+    apply_dark_theme(app)
+    return app
+
+
+def make_sink(record: bool, store: str | None) -> EventSink:
+    return FeedbackSink(store) if record else RecordingSink()
+
+
+def run_viewer(paths: list[str], *, record: bool = True, store: str | None = None,
+               screenshot: str | None = None, auto_read: bool = True) -> int:
+    """Open the viewer on `paths`. With `screenshot`: wait for the read, save the window, exit."""
+    offscreen = headless()
+    app = application(offscreen=offscreen)
+    window = MainWindow(make_sink(record, store), auto_read=auto_read)
+    if screenshot is not None or offscreen:
+        window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    if screenshot is None:
+        if paths:
+            window.open_paths(paths)
+        return app.exec()
+    return _screenshot_and_quit(app, window, paths, Path(screenshot))
+
+
+def _screenshot_and_quit(app: QApplication, window: MainWindow, paths: list[str], out: Path) -> int:
+    """Open, wait until the read ends (or the image fails), save the window, close."""
+    outcome: dict[str, str] = {}
+
+    def finish(error: str | None = None) -> None:
+        if "done" in outcome:
+            return
+        outcome["done"] = "yes"
+        if error:
+            outcome["error"] = error
+        app.processEvents()
+        window.viewer.repaint()
+        try:
+            window.save_screenshot(out)
+        except RadAssistError as exc:
+            outcome["error"] = str(exc)
+        window.close()
+        app.quit()
+
+    window.read_finished.connect(lambda _ok: QTimer.singleShot(200, finish))
+    window.image_failed.connect(lambda message: finish(message))
+    if not window.auto_read:
+        window.image_shown.connect(lambda _path: QTimer.singleShot(200, finish))
+    QTimer.singleShot(int(SCREENSHOT_TIMEOUT_S * 1000), lambda: finish("timed out waiting for the AI read"))
+    if paths:
+        window.open_paths(paths)
+    else:
+        QTimer.singleShot(0, finish)
+    app.exec()
+    if "error" in outcome:
+        raise RadAssistError(f"{outcome['error']} (screenshot written to {out})" if out.exists()
+                             else outcome["error"])
+    return 0

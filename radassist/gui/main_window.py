@@ -1,0 +1,577 @@
+"""The viewer's main window: ties the study browser, the image panes and the AI panel together.
+
+Menus, toolbar, docks and every action's shortcut come from ui/viewer_main.ui; this class gives the
+actions their behaviour. Loading and the AI read run as background jobs (the window never waits on
+disk or on the model); each job is tagged with the image it belongs to, so a result that arrives after
+the radiologist moved on is dropped. Every radiologist action goes through the EventSink, and the
+undoable ones through the undo stack (history.py), so screen, store and undo stay in step.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QUndoStack
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QTreeWidget,
+    QWidget,
+)
+
+from radassist.errors import RadAssistError
+from radassist.gui.ai_panel import AIPanel
+from radassist.gui.annotations import Region
+from radassist.gui.decode import DecoderProcess, is_compressed_dicom
+from radassist.gui.events import EventSink
+from radassist.gui.forms import child, load_form
+from radassist.gui.history import RecordedAction
+from radassist.gui.image_viewer import KEY_ZOOM_STEP, ImageViewer
+from radassist.gui.jobs import Job, JobContext
+from radassist.gui.settings import recent_paths, viewer_settings
+from radassist.gui.study_browser import StudyBrowser
+from radassist.gui.study_index import StudyIndex
+from radassist.gui.view_state import LoadedImage, load_for_display
+from radassist.pipeline.result import ReadResult
+
+MAIN_FORM = "viewer_main.ui"
+STATUS_MESSAGE_MS = 8000
+JOB_DRAIN_MS = 60_000
+DEFAULT_DOCK_WIDTHS = (270, 430)  # study browser, AI panel (logical px) until the user moves them  # on close, wait this long for a running read to end before leaving
+
+
+def capture_window(widget: QWidget) -> QImage:
+    """What the window shows: read back from the display server when there is one, else rendered."""
+    if QApplication.platformName() in ("offscreen", "minimal"):
+        return widget.grab().toImage()
+    return widget.screen().grabWindow(widget.winId()).toImage()
+
+
+def _index_paths(paths: list[str]) -> tuple[StudyIndex, list[Path]]:
+    index = StudyIndex()
+    return index, index.add_paths(paths)
+
+
+class MainWindow(QMainWindow):
+    image_shown = Signal(str)  # path of the image now on screen
+    preview_shown = Signal(str)  # path of an image whose reduced-resolution first picture is on screen
+    image_failed = Signal(str)  # why an image could not be opened
+    read_finished = Signal(bool)  # True: an AI result is on screen; False: refused, failed or cancelled
+
+    def __init__(self, sink: EventSink, *, auto_read: bool = True, settings: QSettings | None = None):
+        super().__init__()
+        load_form(MAIN_FORM, self)
+        self.sink = sink
+        self.auto_read = auto_read
+        self.settings = settings or viewer_settings()
+        self.viewer = ImageViewer()
+        child(self, QWidget, "centralWidget").layout().addWidget(self.viewer)
+        self.panel = AIPanel(child(self, QWidget, "aiPanelHost"), self.viewer.overlay)
+        self.browser = StudyBrowser(child(self, QTreeWidget, "studyTree"), child(self, QListWidget, "recentList"),
+                                    self.settings)
+        self.undo_stack = QUndoStack(self)
+        self.loaded: LoadedImage | None = None
+        self.result: ReadResult | None = None
+        self.signed = False
+        self.last_open_ms: float | None = None  # open request -> first picture painted (preview or full)
+        self.full_open_ms: float | None = None  # open request -> full-resolution image on screen
+        self._image_serial = 0
+        self._jobs: set[Job] = set()
+        self._read_job: Job | None = None
+        self._decoder = DecoderProcess()
+        self._readout = QLabel()
+        self.statusBar().addPermanentWidget(self._readout)
+        self._wire()
+        self._restore_settings()
+
+    # ======================================================================= wiring
+    def action(self, name: str) -> QAction:
+        return child(self, QAction, name)
+
+    def _wire(self) -> None:
+        a = self.action
+        viewer, view, overlay = self.viewer, self.viewer.view, self.viewer.overlay
+        handlers: dict[str, Callable[[], object]] = {
+            "actionOpenFile": self._ask_files,
+            "actionOpenFolder": self._ask_folder,
+            "actionSaveScreenshot": self._ask_screenshot,
+            "actionQuit": self.close,
+            "actionUndo": self.undo_stack.undo,
+            "actionRedo": self.undo_stack.redo,
+            "actionNextColormap": lambda: self._status(f"Overlay colormap: {overlay.next_colormap()}"),
+            "actionFit": view.fit,
+            "actionActualSize": viewer.one_to_one,
+            "actionZoomIn": lambda: viewer.zoom_by(KEY_ZOOM_STEP),
+            "actionZoomOut": lambda: viewer.zoom_by(1.0 / KEY_ZOOM_STEP),
+            "actionReset": view.reset,
+            "actionClearMarks": viewer.annotations.clear_measurements,
+            "actionRunRead": self.run_read,
+            "actionCancel": self.cancel,
+            "actionAccept": lambda: self.panel.accept_button.click(),
+            "actionReject": lambda: self.panel.reject_button.click(),
+            "actionUncertain": lambda: self.panel.uncertain_button.click(),
+            "actionNextFinding": lambda: self.panel.select_relative(1),
+            "actionPreviousFinding": lambda: self.panel.select_relative(-1),
+            "actionAddFinding": self._ask_added_finding,
+            "actionSignReport": self.sign_report,
+            "actionNextImage": lambda: self._open_neighbour(1),
+            "actionPreviousImage": lambda: self._open_neighbour(-1),
+            "actionShortcuts": self._show_shortcuts,
+            "actionAbout": self._show_about,
+        }
+        for name, handler in handlers.items():
+            a(name).triggered.connect(lambda _checked=False, h=handler: h())
+        a("actionSinglePane").toggled.connect(viewer.set_single_pane)
+        a("actionToggleOverlay").toggled.connect(overlay.set_visible)
+        a("actionInvert").toggled.connect(view.set_invert)
+        overlay.changed.connect(lambda: _set_checked(a("actionToggleOverlay"), overlay.visible))
+        view.window_changed.connect(lambda: _set_checked(a("actionInvert"), view.invert))
+
+        tools = QActionGroup(self)
+        for tool, name in (("navigate", "actionNavigateTool"), ("ruler", "actionRulerTool"),
+                           ("box", "actionBoxTool"), ("freehand", "actionFreehandTool")):
+            action = a(name)
+            tools.addAction(action)
+            action.triggered.connect(lambda _checked=False, t=tool: viewer.annotations.set_tool(t))
+        a("actionNavigateTool").setChecked(True)
+        viewer.annotations.tool_changed.connect(self._tool_changed)
+        viewer.annotations.region_finished.connect(self._region_drawn)
+        viewer.readout_changed.connect(self._readout.setText)
+
+        self.undo_stack.canUndoChanged.connect(a("actionUndo").setEnabled)
+        self.undo_stack.canRedoChanged.connect(a("actionRedo").setEnabled)
+        a("actionUndo").setEnabled(False)
+        a("actionRedo").setEnabled(False)
+
+        self.panel.run_requested.connect(self.run_read)
+        self.panel.cancel_requested.connect(self.cancel)
+        self.panel.sign_requested.connect(self.sign_report)
+        self.panel.decision_requested.connect(self.decide)
+        for section in self.panel.sections():
+            section.sentence_edited.connect(self._sentence_edited)
+        self.browser.open_requested.connect(self.open_image)
+        self.browser.reopen_requested.connect(lambda path: self.open_paths([path]))
+
+        panels = child(self, QMenu, "menuPanels")
+        for dock_name in ("studyDock", "aiDock"):
+            panels.addAction(child(self, QDockWidget, dock_name).toggleViewAction())
+        panels.addAction(child(self, QToolBar, "mainToolBar").toggleViewAction())
+        self._rebuild_recent_menu()
+
+    # ======================================================================= opening images
+    def open_paths(self, paths: Iterable[str | Path]) -> None:
+        """Add files, folders or DICOMDIRs to the study list (in the background) and open the first image."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        job = Job(lambda _ctx: _index_paths(paths), "Listing the images")
+        job.succeeded.connect(lambda found: self._paths_indexed(paths, *found))
+        job.failed.connect(lambda message, _expected: self._report_failure("Cannot open", message))
+        self._start(job)
+        self._status("Listing images…")
+
+    def _paths_indexed(self, paths: list[str], index: StudyIndex, images: list[Path]) -> None:
+        self.browser.merge(index)
+        for path in paths:
+            self.browser.remember(path)
+        self._rebuild_recent_menu()
+        if index.skipped:
+            self._status(f"Not listed: {'; '.join(index.skipped[:3])}" + (" …" if len(index.skipped) > 3 else ""))
+        if images:
+            self.open_image(images[0])
+        else:
+            self._report_failure("Nothing to open", "No image RadAssist can read was found there.")
+
+    def open_image(self, path: str | Path) -> None:
+        """Load one image in the background; when it is on screen, start the AI read (if auto_read).
+
+        Compressed DICOMs decode in a helper process (decode.py explains why); a JPEG 2000 one shows a
+        reduced-resolution picture first (radassist.io.preview) and the full image then replaces it in
+        the same view."""
+        path = Path(path)
+        self._leave_current_study()
+        self._image_serial += 1
+        serial, started = self._image_serial, time.perf_counter()
+
+        decoder = self._decoder
+
+        def load(context: JobContext) -> LoadedImage:
+            from radassist.io import read_image
+
+            if not is_compressed_dicom(path):
+                return load_for_display(read_image(path))
+            preview = decoder.read_preview(path)
+            if preview is not None and preview.scale > 1:
+                context.deliver_partial(load_for_display(preview.image, preview.scale))
+            return load_for_display(decoder.read_image(path))
+
+        job = Job(load, f"Opening {path.name}")
+        job.partial.connect(lambda preview: self._preview_loaded(serial, started, preview))
+        job.succeeded.connect(lambda loaded: self._image_loaded(serial, started, loaded))
+        job.failed.connect(lambda message, _expected: self._image_load_failed(serial, message))
+        self.panel.show_busy(f"Opening {path.name}…")
+        self._start(job)
+
+    def _show_new_image(self, loaded: LoadedImage, started: float) -> None:
+        self.loaded, self.result, self.signed = loaded, None, False
+        self.undo_stack.clear()
+        self.viewer.set_image(loaded)
+        self.panel.set_result(None)
+        self.viewer.repaint()  # paint now, so the time below is open-to-display, not open-to-decoded
+        self.last_open_ms = (time.perf_counter() - started) * 1000.0
+        self.setWindowTitle(f"RadAssist — {loaded.radiograph.name}")
+        self.browser.mark_current(Path(loaded.radiograph.meta.source_path))
+        self._rebuild_presets_menu()
+
+    def _preview_loaded(self, serial: int, started: float, preview: LoadedImage) -> None:
+        if serial != self._image_serial:
+            return
+        self._show_new_image(preview, started)
+        self.preview_shown.emit(preview.radiograph.meta.source_path)
+        self.panel.show_busy(f"Preview at 1/{preview.preview_factor} resolution; decoding the full image…")
+
+    def _image_loaded(self, serial: int, started: float, loaded: LoadedImage) -> None:
+        if serial != self._image_serial:
+            return
+        if self.loaded is not None and self.loaded.is_preview and self.loaded.radiograph.meta.source_path == \
+                loaded.radiograph.meta.source_path:
+            self.loaded = loaded
+            self.viewer.replace_image(loaded)
+            self._rebuild_presets_menu()
+        else:
+            self._show_new_image(loaded, started)
+        self.full_open_ms = (time.perf_counter() - started) * 1000.0
+        radiograph = loaded.radiograph
+        self._guarded(lambda: self.sink.study_opened(radiograph))
+        notes = "; ".join(radiograph.meta.warnings)
+        self._status(f"Opened {radiograph.name} ({radiograph.shape[1]} x {radiograph.shape[0]}) "
+                     f"in {self.full_open_ms:.0f} ms" + (f" — {notes}" if notes else ""))
+        self.image_shown.emit(radiograph.meta.source_path)
+        if self.auto_read:
+            self.run_read()
+        else:
+            self.panel.show_idle("Ready: Ctrl+R runs the AI read.", can_run=True)
+
+    def _image_load_failed(self, serial: int, message: str) -> None:
+        if serial != self._image_serial:
+            return
+        self.panel.show_error(message, can_run=self.loaded is not None)
+        self._report_failure("Cannot open image", message)
+        self.image_failed.emit(message)
+
+    def _open_neighbour(self, step: int) -> None:
+        path = self.browser.neighbour(step)
+        if path is None:
+            self._status("No further image in the study list.")
+        else:
+            self.open_image(path)
+
+    def _leave_current_study(self) -> None:
+        """Report pending edits of the image being left and drop its read (its result would be stale)."""
+        if self.loaded is not None and not self.signed:
+            self.panel.flush_edits()
+        if self._read_job is not None:
+            self._read_job.cancel()
+            self._read_job = None
+
+    # ======================================================================= the AI read
+    def run_read(self) -> None:
+        if self.loaded is None or (self._read_job is not None and not self._read_job.done):
+            return
+        radiograph, serial, started = self.loaded.radiograph, self._image_serial, time.perf_counter()
+
+        def read(_ctx: JobContext) -> ReadResult:
+            from radassist.pipeline.read import ReadOptions, read_radiograph
+
+            return read_radiograph(radiograph, ReadOptions(enforce_qa=False))
+
+        job = Job(read, "The AI read")
+        job.succeeded.connect(lambda result: self._read_done(job, serial, started, result))
+        job.failed.connect(lambda message, expected: self._read_failed(job, serial, message, expected))
+        self._read_job = job
+        self.panel.show_busy("AI read running (Esc cancels)…")
+        self._start(job)
+
+    def _read_done(self, job: Job, serial: int, started: float, result: ReadResult) -> None:
+        if job is not self._read_job or serial != self._image_serial:
+            return
+        self._read_job = None
+        elapsed = (time.perf_counter() - started) * 1000.0
+        self._guarded(lambda: self.sink.ai_result_shown(result))
+        if not result.qa.accepted:
+            self.result = None
+            self.panel.set_result(None)
+            self.panel.show_error(f"Not read: {result.qa.reason}", can_run=False)
+            self.read_finished.emit(False)
+            return
+        self.result = result
+        self.viewer.set_result(result)
+        self.panel.set_result(result)
+        self.panel.set_model_info(result)
+        self.panel.show_idle(f"Read in {elapsed:.0f} ms. A / R / U decide, J / K move, Ctrl+Enter signs.",
+                             can_run=True)
+        self.read_finished.emit(True)
+
+    def _read_failed(self, job: Job, serial: int, message: str, expected: bool) -> None:
+        if job is not self._read_job or serial != self._image_serial:
+            return
+        self._read_job = None
+        self.panel.show_error(message if expected else f"{message} — please report this.", can_run=True)
+        self._status(message)
+        self.read_finished.emit(False)
+
+    def cancel(self) -> None:
+        """Esc: stop waiting for the read; else drop the mark being drawn; else back to the navigate tool."""
+        annotations = self.viewer.annotations
+        if self._read_job is not None and not self._read_job.done:
+            self._read_job.cancel()
+            self._read_job = None
+            self.panel.show_idle("Read cancelled. Ctrl+R runs it again.", can_run=True)
+            self.read_finished.emit(False)
+        elif annotations.draft is not None:
+            annotations.cancel_draft()
+        elif annotations.tool != "navigate":
+            annotations.set_tool("navigate")
+
+    # ======================================================================= radiologist actions
+    def decide(self, label: str, decision: str) -> None:
+        """Accept / reject / uncertain on a finding: shown, recorded and undoable; then the next finding."""
+        if self.signed or self.loaded is None:
+            return
+        previous = self.panel.decisions.get(label)
+        if previous == decision:
+            self.panel.select_relative(1)
+            return
+        self._push(f"{decision} {label}",
+                   record=lambda: self.sink.finding_decided(label, decision),
+                   apply=lambda: self.panel.set_decision(label, decision),
+                   revert=lambda: self.panel.set_decision(label, previous))
+        self.panel.select_relative(1)
+
+    def add_finding(self, display_name: str) -> None:
+        """A finding the AI does not list, named by the radiologist."""
+        display_name = display_name.strip()
+        label = re.sub(r"[^a-z0-9]+", "_", display_name.lower()).strip("_")
+        if not label or self.signed or self.loaded is None:
+            return
+        if label in self.panel.labels():
+            self.panel.select_label(label)
+            return
+        self._push(f"add {label}",
+                   record=lambda: self.sink.finding_added(label, display_name),
+                   apply=lambda: self.panel.add_reader_finding(label, display_name),
+                   revert=lambda: self.panel.remove_reader_finding(label))
+        self.panel.select_label(label)
+
+    def _region_drawn(self, region: Region) -> None:
+        annotations = self.viewer.annotations
+        if self.signed or self.loaded is None:
+            annotations.remove_region(region.region_id)
+            return
+        region.label = self.panel.selected_label() or "other"
+        finding = self.panel.finding(region.label)
+        name = finding.display_name if finding else region.label
+        self._push(f"region for {region.label}",
+                   record=lambda: self.sink.region_drawn(region.label, region.geometry()),
+                   apply=lambda: annotations.restore_region(region),
+                   revert=lambda: annotations.remove_region(region.region_id),
+                   applied=True)
+        self._status(f"Region marked for {name}. Select another finding first to mark a different one.")
+
+    def _sentence_edited(self, sentence_id: str, section_name: str, before: str, after: str) -> None:
+        section = next(s for s in self.panel.sections() if s.section == section_name)
+        self._push(f"edit {sentence_id}",
+                   record=lambda: self.sink.sentence_edited(sentence_id, section_name, before, after),
+                   apply=lambda: section.set_sentence_text(sentence_id, after),
+                   revert=lambda: section.set_sentence_text(sentence_id, before),
+                   applied=True)
+
+    def sign_report(self) -> None:
+        if self.loaded is None or self.signed:
+            return
+        self.panel.flush_edits()
+        if not any(section.text() for section in self.panel.sections()):
+            self.panel.show_error("The report is empty: write FINDINGS or IMPRESSION before signing.",
+                                  can_run=self.result is None)
+            return
+        if self._guarded(lambda: self.sink.report_signed(self.panel.report_text())):
+            self.signed = True
+            self.undo_stack.clear()
+            self.panel.lock_report(True)
+            self.panel.show_idle("Report signed and stored.", can_run=False)
+            self._status("Report signed.")
+
+    def _push(self, text: str, **steps) -> None:
+        self.undo_stack.push(RecordedAction(text, self.sink, guard=self._guarded, **steps))
+
+    def _guarded(self, call: Callable[[], object]) -> bool:
+        """Run a sink call; a refusal (e.g. the store is locked) becomes a visible message, not a crash."""
+        try:
+            call()
+        except RadAssistError as exc:
+            self._report_failure("Feedback not recorded", str(exc))
+            return False
+        return True
+
+    # ======================================================================= view helpers
+    def _tool_changed(self, tool: str) -> None:
+        name = {"navigate": "actionNavigateTool", "ruler": "actionRulerTool", "box": "actionBoxTool",
+                "freehand": "actionFreehandTool"}[tool]
+        self.action(name).setChecked(True)
+
+    def _rebuild_presets_menu(self) -> None:
+        menu = child(self, QMenu, "menuWindowPresets")
+        menu.clear()
+        if self.loaded is None:
+            return
+        for index, preset in enumerate(self.loaded.presets[:9]):
+            action = menu.addAction(f"{preset.name}: W {preset.width:g} / L {preset.center:g}")
+            action.setShortcut(f"Ctrl+{index + 1}")
+            action.triggered.connect(lambda _checked=False, i=index: self.viewer.view.apply_preset(i))
+
+    def _rebuild_recent_menu(self) -> None:
+        menu = child(self, QMenu, "menuRecent")
+        menu.clear()
+        for path in recent_paths(self.settings):
+            action = menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_paths([p]))
+        menu.setEnabled(bool(menu.actions()))
+
+    # ======================================================================= dialogs
+    def _ask_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", "", "Images (*.dcm *.dicom DICOMDIR *.png *.jpg *.jpeg *.tif *.tiff *.nii "
+            "*.nii.gz *.mha *.mhd *.nrrd);;All files (*)")
+        self.open_paths(files)
+
+    def _ask_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder (a DICOMDIR in it is used)")
+        if folder:
+            self.open_paths([folder])
+
+    def _ask_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "radassist.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not capture_window(self).save(str(path), "PNG"):
+            raise RadAssistError(f"the screenshot could not be written to {path}")
+        self._status(f"Screenshot saved to {path}")
+        return path
+
+    def _ask_added_finding(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add finding", "Finding the AI does not list:")
+        if ok:
+            self.add_finding(name)
+
+    def _show_shortcuts(self) -> None:
+        rows = []
+        for action in self.findChildren(QAction):
+            shortcut = action.shortcut().toString()
+            if shortcut and action.objectName().startswith("action"):
+                rows.append(f"<tr><td><b>{html.escape(shortcut)}</b></td><td>"
+                            f"{html.escape(action.text().replace('&', '').rstrip('…'))}</td></tr>")
+        extra = ("<tr><td><b>Wheel</b></td><td>Zoom about the cursor</td></tr>"
+                 "<tr><td><b>Right-drag</b></td><td>Window (left/right) and level (up/down)</td></tr>"
+                 "<tr><td><b>Middle-drag</b></td><td>Pan</td></tr>"
+                 "<tr><td><b>Ctrl+1…9</b></td><td>Window presets</td></tr>")
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                          f"<table cellspacing=4>{''.join(sorted(rows))}{extra}</table>", parent=self)
+        box.open()
+
+    def _show_about(self) -> None:
+        from radassist import __version__
+
+        QMessageBox.about(self, "About RadAssist",
+                          f"RadAssist {__version__}: a chest X-ray reading assistant.<br>"
+                          "Research use only; not a medical device. The AI's output is a suggestion for a "
+                          "radiologist, never a diagnosis.")
+
+    def _report_failure(self, title: str, message: str) -> None:
+        """A readable, non-blocking message (the reading session goes on)."""
+        self._status(f"{title}: {message}")
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("failureMessage")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def _status(self, message: str) -> None:
+        self.statusBar().showMessage(message, STATUS_MESSAGE_MS)
+
+    # ======================================================================= jobs
+    def _start(self, job: Job) -> None:
+        self._jobs.add(job)
+        job.finished.connect(lambda: self._jobs.discard(job))
+        job.start()
+
+    # ======================================================================= window state
+    def _restore_settings(self) -> None:
+        settings = self.settings
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        overlay = self.viewer.overlay
+        overlay.set_opacity(float(settings.value("overlay/opacity", overlay.opacity)))
+        overlay.set_threshold(float(settings.value("overlay/threshold", overlay.threshold)))
+        colormap = str(settings.value("overlay/colormap", overlay.colormap))
+        if colormap in ("jet", "inferno", "hot"):
+            overlay.set_colormap(colormap)
+        single = settings.value("view/single_pane", False)
+        self.action("actionSinglePane").setChecked(single in (True, "true"))
+
+    def save_settings(self) -> None:
+        settings, overlay = self.settings, self.viewer.overlay
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("overlay/opacity", overlay.opacity)
+        settings.setValue("overlay/threshold", overlay.threshold)
+        settings.setValue("overlay/colormap", overlay.colormap)
+        settings.setValue("view/single_pane", self.viewer.single_pane)
+        settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self._leave_current_study()
+        self.save_settings()
+        for job in list(self._jobs):
+            job.cancel()
+        self._decoder.shutdown()
+        QThreadPool.globalInstance().waitForDone(JOB_DRAIN_MS)
+        self.sink.close()
+        super().closeEvent(event)
+
+    # ======================================================================= drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+
+def _set_checked(action: QAction, checked: bool) -> None:
+    if action.isChecked() != checked:
+        action.blockSignals(True)
+        action.setChecked(checked)
+        action.blockSignals(False)

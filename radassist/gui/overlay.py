@@ -1,0 +1,61 @@
+"""The saliency overlay's state: which finding's map, colormap, threshold, opacity, shown or not."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from radassist.imaging.display import COLORMAPS, saliency_bytes
+from radassist.pipeline.result import ReadResult
+
+
+class OverlayState(QObject):
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maps: dict[str, np.ndarray] = {}  # label -> uint8 saliency at image size
+        self.serial = 0  # changes with every new result so cached colour layers are never reused
+        self.label: str | None = None
+        self.visible = True
+        self.opacity = 0.4
+        self.colormap = COLORMAPS[0]
+        self.threshold = 0.2  # saliency below this (0..1) is not coloured
+
+    def set_result(self, result: ReadResult | None) -> None:
+        """Take the result's maps; select the most probable positive finding (else the most probable)."""
+        self.serial += 1
+        self.maps = {label: saliency_bytes(values) for label, values in (result.saliency if result else {}).items()}
+        findings = [f for f in (result.findings if result else []) if f.label in self.maps]
+        ranked = sorted(findings, key=lambda f: (f.positive, f.probability), reverse=True)
+        self.label = ranked[0].label if ranked else None
+        self.changed.emit()
+
+    def current_map(self) -> np.ndarray | None:
+        return self.maps.get(self.label) if self.visible and self.label else None
+
+    def set_label(self, label: str | None) -> None:
+        self.label = label if label in self.maps else None
+        self.changed.emit()
+
+    def set_visible(self, visible: bool) -> None:
+        self.visible = bool(visible)
+        self.changed.emit()
+
+    def set_opacity(self, opacity: float) -> None:
+        self.opacity = float(np.clip(opacity, 0.0, 1.0))
+        self.changed.emit()
+
+    def set_colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"unknown colormap {name!r}; known: {', '.join(COLORMAPS)}")
+        self.colormap = name
+        self.changed.emit()
+
+    def next_colormap(self) -> str:
+        self.set_colormap(COLORMAPS[(COLORMAPS.index(self.colormap) + 1) % len(COLORMAPS)])
+        return self.colormap
+
+    def set_threshold(self, threshold: float) -> None:
+        self.threshold = float(np.clip(threshold, 0.0, 0.99))
+        self.changed.emit()

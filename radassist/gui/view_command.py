@@ -1,0 +1,32 @@
+"""`radassist view [PATH...] [--screenshot OUT.png]`: the desktop viewer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="image files, folders or DICOMDIR files to list and open (the first image opens)")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="open, wait for the AI read, save the whole window as PNG and exit")
+    parser.add_argument("--no-read", action="store_true", help="do not start the AI read when an image opens")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not record decisions and edits in the feedback store")
+    parser.add_argument("--store", metavar="PATH", help="feedback store file (default: in the user-data folder)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from radassist.errors import InputRefused
+
+    for path in args.paths:
+        if not Path(path).exists():
+            raise InputRefused(f"{path} does not exist")
+    from radassist.gui.app import run_viewer
+
+    code = run_viewer(list(args.paths), record=not args.no_record, store=args.store,
+                      screenshot=args.screenshot, auto_read=not args.no_read)
+    if args.screenshot:
+        print(f"screenshot written to {Path(args.screenshot).resolve()}")
+    return code
