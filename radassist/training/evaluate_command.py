@@ -100,7 +100,13 @@ def run_model(session, records, spec: dict, square_crop: bool):
 
 def compute_metrics(card: dict, records, probabilities: np.ndarray, shares, out_dir: Path) -> dict:
     from radassist.training import plots, saliency_audit
-    from radassist.training.metrics import label_metrics, reliability_bins, roc_curve
+    from radassist.training.metrics import (
+        expected_calibration_error,
+        label_metrics,
+        reliability_bins,
+        roc_curve,
+        sensitivity_specificity,
+    )
 
     per_label = {}
     for j, label in enumerate(card["labels"]):
@@ -115,8 +121,10 @@ def compute_metrics(card: dict, records, probabilities: np.ndarray, shares, out_
             block.update(label_metrics(y, p, float(label["threshold"])))
             fpr, tpr, _ = roc_curve(y, p)
             plots.roc_png(out_dir / f"roc_{name}.png", fpr, tpr, f"{name}: AUROC {block['auroc']:.3f}")
-        else:
-            block.update(n_positive=int(y.sum()), n_negative=int((y == 0).sum()),
+        else:  # one class only: AUROC is undefined, but the rate at the threshold and ECE still mean something
+            sensitivity, specificity = sensitivity_specificity(y, p, float(label["threshold"]))
+            block.update(n_positive=int(y.sum()), n_negative=int((y == 0).sum()), threshold=float(label["threshold"]),
+                         sensitivity=sensitivity, specificity=specificity, ece=expected_calibration_error(y, p),
                          note="one class only: AUROC undefined")
         bins = reliability_bins(y, p)
         block["reliability"] = bins
@@ -151,10 +159,14 @@ def run(args: argparse.Namespace) -> int:
     }
     (args.out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for name, block in result["per_label"].items():
+        counts = f"(n {block['n_positive']}+/{block['n_negative']}-)"
         if "auroc" in block:
             low, high = block["auroc_ci95"]
             print(f"{name}: AUROC {block['auroc']:.3f} (95% CI {low:.3f}-{high:.3f}), ECE {block['ece']:.3f}, "
-                  f"sens {block['sensitivity']:.2f} spec {block['specificity']:.2f} "
-                  f"(n {block['n_positive']}+/{block['n_negative']}-)")
+                  f"sens {block['sensitivity']:.2f} spec {block['specificity']:.2f} {counts}")
+        else:
+            rate = "sens" if block["n_positive"] else "spec"
+            value = block["sensitivity"] if block["n_positive"] else block["specificity"]
+            print(f"{name}: one class only, {rate} {value:.2f} at the card threshold, ECE {block['ece']:.3f} {counts}")
     print(f"wrote {args.out / 'metrics.json'}")
     return 0

@@ -7,6 +7,7 @@ AUROC is the Mann-Whitney statistic; confidence intervals are percentile bootstr
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from scipy.stats import rankdata
 
 BOOTSTRAP_SAMPLES = 1000
@@ -98,25 +99,17 @@ def reliability_bins(labels: np.ndarray, probabilities: np.ndarray, bins: int = 
     return table
 
 
-def fit_platt(labels: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
-    """Platt scaling written as (temperature T > 0, shift b): sigmoid((logits + b) / T) minimises the
-    binary log loss. The shift is needed because class-balanced training moves every logit by the log
-    prior ratio, which a temperature alone cannot undo; it is folded into the head's bias, so the
-    exported model still computes probabilities = sigmoid(logits / temperature)."""
-    from scipy.optimize import minimize
-
+def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Temperature T > 0 minimising the binary log loss of sigmoid(logits / T)."""
     labels = np.asarray(labels, dtype=np.float64)
     logits = np.asarray(logits, dtype=np.float64)
 
-    def loss(params: np.ndarray) -> float:
-        z = np.exp(params[0]) * logits + params[1]
+    def loss(log_t: float) -> float:
+        z = logits / np.exp(log_t)
         return float(np.mean(np.logaddexp(0.0, z) - labels * z))
 
-    result = minimize(loss, x0=np.zeros(2), method="Nelder-Mead",
-                      options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 2000})
-    log_scale = float(np.clip(result.x[0], np.log(0.05), np.log(20.0)))
-    scale = np.exp(log_scale)
-    return float(1.0 / scale), float(result.x[1] / scale)
+    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
 
 
 def label_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float, seed: int = 0) -> dict:

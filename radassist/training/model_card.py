@@ -96,9 +96,6 @@ def build_card(config, onnx_path: Path, summary: dict) -> dict:
         "labels": labels,
         "preprocessing": summary["spec"],
         "temperature": [round(float(t), 6) for t in summary["temperatures"]],
-        "calibration": {"method": "Platt scaling on the validation split, written as a per-label temperature "
-                                  "and a logit shift folded into head.bias",
-                        "logit_shift_added_to_head_bias": [round(float(b), 6) for b in summary["shifts"]]},
         "metrics": {
             "split": "validation (patient-level, seeded; see training.split)",
             "per_label": summary["metrics"],

@@ -35,7 +35,7 @@ from radassist.training.datasets import (
 )
 from radassist.training.export import export_onnx, max_abs_difference
 from radassist.training.labels import CONDITIONAL_ON, LABELS
-from radassist.training.metrics import fit_platt, label_metrics, youden_threshold
+from radassist.training.metrics import fit_temperature, label_metrics, youden_threshold
 from radassist.training.model import Classifier, RadiomicsBranch, info_nce
 from radassist.training.radiomics_features import LUNG_MODEL, TEMPLATE, lung_model_available
 from radassist.training.shape_baseline import shape_features, shape_only_scores
@@ -209,21 +209,19 @@ def fit_network(config: TrainConfig, tensors: np.ndarray, radiomics: np.ndarray,
     return model.eval(), history
 
 
-def calibrate(logits: np.ndarray, targets: np.ndarray, validation: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per label on validation: Platt scaling as (temperature, logit shift), then the threshold
-    (Youden's J on the calibrated probabilities)."""
+def calibrate(logits: np.ndarray, targets: np.ndarray, validation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label: temperature (log loss on validation) and threshold (Youden's J on the calibrated
+    validation probabilities)."""
     temperatures = np.ones(len(LABELS))
-    shifts = np.zeros(len(LABELS))
     thresholds = np.full(len(LABELS), 0.5)
     for j in range(len(LABELS)):
         subset = _evaluable(targets, j, validation)
         if len(np.unique(targets[subset, j])) < 2:
             continue
-        temperatures[j], shifts[j] = fit_platt(targets[subset, j], logits[subset, j])
-        probabilities = 1 / (1 + np.exp(-(logits[subset, j] + shifts[j]) / temperatures[j]))
+        temperatures[j] = fit_temperature(targets[subset, j], logits[subset, j])
+        probabilities = 1 / (1 + np.exp(-logits[subset, j] / temperatures[j]))
         thresholds[j] = youden_threshold(targets[subset, j], probabilities)
-    return temperatures, shifts, thresholds
+    return temperatures, thresholds
 
 
 def validation_metrics(records: list[ImageRecord], probabilities: np.ndarray, targets: np.ndarray,
@@ -313,11 +311,9 @@ def train(config: TrainConfig) -> TrainResult:
 
     model, history = fit_network(config, cached.tensors, radiomics, targets, weights, train_mask, validation)
     logits, embeddings = predict(model, cached.tensors)
-    temperatures, shifts, thresholds = calibrate(logits, targets, validation)
-    with torch.no_grad():
-        model.head.bias += torch.from_numpy(shifts.astype(np.float32))
-        model.temperature.copy_(torch.from_numpy(temperatures.astype(np.float32)))
-    probabilities = 1 / (1 + np.exp(-(logits + shifts) / temperatures))
+    temperatures, thresholds = calibrate(logits, targets, validation)
+    model.temperature.copy_(torch.from_numpy(temperatures.astype(np.float32)))
+    probabilities = 1 / (1 + np.exp(-logits / temperatures))
 
     config.out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = config.out_dir / "cxr_classifier.onnx"
@@ -330,7 +326,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     summary = {
         "records": records, "assignment": assignment, "targets": targets, "region": region, "spec": spec,
-        "temperatures": temperatures, "shifts": shifts, "thresholds": thresholds, "feature_names": cached.feature_names,
+        "temperatures": temperatures, "thresholds": thresholds, "feature_names": cached.feature_names,
         "metrics": validation_metrics(records, probabilities, targets, validation, thresholds, config.seed),
         "domain_check": domain_check(records, probabilities, targets, validation),
         "shape_baseline": shape_baseline(records, cached.shapes, targets, train_mask, validation, config.seed),
