@@ -10,23 +10,26 @@ image's LEFT in a standard PA/AP display), 2 = patient's LEFT lung.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from radassist.errors import ModelError
 from radassist.imaging.windowing import normalized_for_model
 from radassist.io.image import Radiograph
 
 BACKGROUND, RIGHT_LUNG, LEFT_LUNG = 0, 1, 2
 SIDE_NAMES = {RIGHT_LUNG: "right", LEFT_LUNG: "left"}
+MODEL_LABELS = ("background", "right_lung", "left_lung")  # output channel order, as the card states it
 ZONE_NAMES = ("upper", "middle", "lower")
 
 # Post-processing constants, as fractions of the model grid's area or of a side's largest piece.
 MIN_PIECE_FRACTION_OF_GRID = 0.002  # smaller blobs are noise (0.2 % of the grid is ~130 px at 256^2)
 KEEP_PIECE_FRACTION_OF_SIDE = 0.2  # a lung split by a dense opacity keeps its second piece
+MIN_LUNG_SEPARATION_FRACTION = 0.15  # two lungs' centres lie at least this far apart (fraction of width)
 NEAR_LUNG_FRACTION = 0.05  # zone_at answers for points this close to a lung (fraction of the longer side)
 
 
@@ -73,15 +76,11 @@ class GridFit:
         left = (self.size - self.inner_columns) // 2
         return slice(top, top + self.inner_rows), slice(left, left + self.inner_columns)
 
-    def paste(self, inner: np.ndarray) -> np.ndarray:
-        """An (inner_rows, inner_columns) plane -> the zero-padded size x size grid."""
-        grid = np.zeros((self.size, self.size), dtype=np.float32)
-        grid[self.inner] = inner
-        return grid
-
     def to_grid(self, plane: np.ndarray) -> np.ndarray:
-        """An image-sized float plane (e.g. a 0/1 mask) -> the model grid."""
-        return self.paste(resize_plane(plane, self.inner_rows, self.inner_columns))
+        """An image-sized float plane (pixels or a 0/1 mask) -> the zero-padded size x size model grid."""
+        grid = np.zeros((self.size, self.size), dtype=np.float32)
+        grid[self.inner] = resize_plane(plane, self.inner_rows, self.inner_columns)
+        return grid
 
     def to_image(self, grid: np.ndarray, resample: Image.Resampling) -> np.ndarray:
         """A model-grid plane -> image size (the padding is cropped off first)."""
@@ -89,13 +88,11 @@ class GridFit:
 
 
 def model_input(image: Radiograph, size: int) -> tuple[np.ndarray, GridFit]:
-    """THE lung-model preprocessing, shared by training and runtime: the pixels are fitted into a
-    size x size grid (aspect kept), then put through the model window (`normalized_for_model`, to
-    [0, 1]), with zero padding. Shrinking first keeps a 3000 px DICOM as cheap as a 512 px PNG.
+    """THE lung-model preprocessing, shared by training and runtime: model window to [0, 1]
+    (`normalized_for_model`), then fitted into a size x size grid (aspect kept, zero padding).
     Returns the (size, size) float32 plane and the fit that maps outputs back to the image."""
     fit = GridFit(image.shape[0], image.shape[1], size)
-    shrunk = replace(image, pixels=resize_plane(image.pixels, fit.inner_rows, fit.inner_columns))
-    return fit.paste(normalized_for_model(shrunk)), fit
+    return fit.to_grid(normalized_for_model(image)), fit
 
 
 @dataclass
@@ -147,6 +144,8 @@ def _split_lone_side(kept: dict[int, np.ndarray], min_area: int) -> list[str]:
         if areas[second - 1] < min_area:
             return [f"only the {SIDE_NAMES[side]} lung field was found"]
         columns = [ndimage.center_of_mass(components == c)[1] for c in (first, second)]
+        if abs(columns[0] - columns[1]) < MIN_LUNG_SEPARATION_FRACTION * components.shape[1]:
+            return [f"only the {SIDE_NAMES[side]} lung field was found"]  # one lung cut in two pieces
         image_left, image_right = (first, second) if columns[0] < columns[1] else (second, first)
         kept[RIGHT_LUNG] = components == image_left
         kept[LEFT_LUNG] = components == image_right
@@ -210,16 +209,18 @@ def segment_lungs(image: Radiograph, model: str = "lungseg") -> LungFields:
     from radassist.inference.engine import load_model
 
     session = load_model(model)
+    if session.card.data.get("labels") != list(MODEL_LABELS):
+        raise ModelError(f"model {session.card.model_id} does not output {', '.join(MODEL_LABELS)} "
+                         "(its card lists other labels), so it cannot be used for lung fields")
     size = int(session.card.data["preprocessing"]["input_size"])
     grid, fit = model_input(image, size)
     probabilities = session.run({"image": grid[None, None]}, ["probabilities"])["probabilities"][0]
     return lung_fields_from_probabilities(probabilities, fit, session.card.model_id)
 
 
-def _zone_index(box: Box, row: int) -> int:
-    """Upper/middle/lower third of the lung's own vertical extent (0, 1, 2)."""
-    third = 3 * (row - box.top) // max(1, box.bottom - box.top)
-    return int(min(2, max(0, third)))
+def _zone_index(box: Box, rows: np.ndarray) -> np.ndarray:
+    """Upper/middle/lower third (0, 1, 2) of the lung's own vertical extent, for each row."""
+    return np.clip(3 * (rows - box.top) // max(1, box.bottom - box.top), 0, 2)
 
 
 def zone_name(side: str, index: int) -> str:
@@ -229,13 +230,11 @@ def zone_name(side: str, index: int) -> str:
 def zone_masks(fields: LungFields) -> dict[str, np.ndarray]:
     """Boolean masks of the six zones (those of a missing lung are absent), e.g. "right upper zone"."""
     masks: dict[str, np.ndarray] = {}
-    row_index = np.arange(fields.labels.shape[0])[:, None]
     for side, box in fields.boxes.items():
         lung = fields.labels == _label_of(side)
-        edges = [box.top + (box.bottom - box.top) * k // 3 for k in range(4)]
+        row_zone = _zone_index(box, np.arange(fields.labels.shape[0]))[:, None]
         for index in range(3):
-            in_band = (row_index >= edges[index]) & (row_index < edges[index + 1])
-            masks[zone_name(side, index)] = lung & in_band
+            masks[zone_name(side, index)] = lung & (row_zone == index)
     return masks
 
 
@@ -262,4 +261,4 @@ def zone_at(fields: LungFields, row: int, col: int, max_distance: float | None =
         row, col = int(lung_rows[nearest]) + top, int(lung_cols[nearest]) + left
         label = int(labels[row, col])
     side = SIDE_NAMES[label]
-    return zone_name(side, _zone_index(fields.boxes[side], row))
+    return zone_name(side, int(_zone_index(fields.boxes[side], np.asarray(row))))

@@ -75,39 +75,15 @@ def _uniform(generator: torch.Generator, count: int, low: float, high: float) ->
     return low + (high - low) * torch.rand(count, generator=generator)
 
 
-def add_synthetic_opacities(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
-                            ) -> torch.Tensor:
-    """Paint smooth bright patches over the lungs of about half the batch, labels unchanged.
-
-    Why: the worst misses were lung bases whited out by consolidation or ARDS, which the radiologists
-    still drew as lung; few training images show it, so the model is shown more of it."""
-    count, _, size, _ = images.shape
-    field = F.interpolate(torch.rand(count, 1, 6, 6, generator=generator), size=(size, size),
-                          mode="bicubic", align_corners=False)
-    threshold = _uniform(generator, count, 0.45, 0.75).view(-1, 1, 1, 1)
-    patches = ((field - threshold) * 6.0).clamp(0.0, 1.0)
-    near_lung = F.avg_pool2d((targets > 0).float().unsqueeze(1), 15, stride=1, padding=7)
-    strength = _uniform(generator, count, 0.3, 0.9).view(-1, 1, 1, 1)
-    strength = strength * (torch.rand(count, 1, 1, 1, generator=generator) < 0.5)
-    return images + strength * patches * near_lung * (1.0 - images)
-
-
 def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random geometry and contrast for a batch: images (N, 1, S, S) in [0, 1], targets (N, S, S) long.
+    """Random geometry and contrast for a batch: images (N, 1, S, S), targets (N, S, S) long.
 
-    Horizontal flips swap the right- and left-lung labels, so label 1 stays the lung on the image's left
-    (the patient's right in a standard display). Also: synthetic opacities, small rotations,
-    zoom/aspect/shift (film framing), crops, gamma and contrast (exposure, processing),
+    No horizontal flips: they would turn the right lung into the left one. Instead: small rotations,
+    zoom/aspect/shift (film framing, cropped borders), gamma and contrast (exposure, processing),
     blur (low-resolution journal figures) and noise.
     """
     count, _, size, _ = images.shape
-    flip = torch.rand(count, generator=generator) < 0.5
-    images[flip] = images[flip].flip(-1)
-    flipped = targets[flip].flip(-1)
-    targets[flip] = torch.where(flipped > 0, 3 - flipped, flipped)  # 1 <-> 2, 0 stays
-    images = add_synthetic_opacities(images, targets, generator)
-
     gamma = torch.exp(_uniform(generator, count, math.log(0.6), math.log(1.6))).view(-1, 1, 1, 1)
     contrast = _uniform(generator, count, 0.75, 1.15).view(-1, 1, 1, 1)
     images = (images.clamp(0.0, 1.0) ** gamma) * contrast
@@ -123,13 +99,6 @@ def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Genera
     scale = torch.exp(_uniform(generator, count, math.log(0.8), math.log(1.2)))
     aspect = torch.exp(_uniform(generator, count, -0.1, 0.1))
     shift = _uniform(generator, 2 * count, -0.1, 0.1).view(count, 2)
-    # Cropped films: a third of the batch is zoomed in 1.25-1.7x at a random place, so lungs run off
-    # the edge (several validation films were cut through the lung bases).
-    cropped = torch.rand(count, generator=generator) < 0.33
-    crop_scale = _uniform(generator, count, 0.6, 0.8)
-    scale = torch.where(cropped, crop_scale, scale)
-    crop_shift = (2 * torch.rand(count, 2, generator=generator) - 1) * (1 - crop_scale).unsqueeze(1)
-    shift = torch.where(cropped.unsqueeze(1), crop_shift, shift)
     theta = torch.zeros(count, 2, 3)
     theta[:, 0, 0] = scale * aspect * torch.cos(angle)
     theta[:, 0, 1] = -scale * torch.sin(angle)
@@ -138,10 +107,9 @@ def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Genera
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # nearest keeps labels whole; outside the image the zero padding is background
-    targets = F.grid_sample(targets.unsqueeze(1).float(), grid, mode="nearest", padding_mode="zeros",
-                            align_corners=False)
-    return images, targets.squeeze(1).long()
+    one_hot = F.one_hot(targets, CLASSES).permute(0, 3, 1, 2).float()
+    one_hot = F.grid_sample(one_hot, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return images, one_hot.argmax(dim=1)  # outside the image all classes are 0 -> background
 
 
 def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
