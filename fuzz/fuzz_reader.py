@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """libFuzzer target (atheris) for `radassist.io.read_image`: every input must end in a Radiograph or InputRefused.
 
 Why a file and not bytes: read_image takes a path, and the path's suffix changes the route (a ".dcm" file
@@ -14,10 +15,15 @@ are caught by libFuzzer's -timeout and -rss_limit_mb. See fuzz/README.md for how
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
 import math
 import os
+import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import atheris
@@ -35,6 +41,7 @@ with atheris.instrument_imports(include=["radassist", "pydicom", "pylibjpeg", "l
     import pydicom.pixels.decoders.pylibjpeg  # noqa: F401
     import pydicom.pixels.decoders.rle  # noqa: F401
     import pydicom.pixels.processing  # noqa: F401
+
     from radassist.errors import InputRefused
     from radassist.io import Radiograph, read_image
     from radassist.io.dicom import looks_like_dicom  # noqa: F401  (instrument radassist.io.dicom now)
@@ -42,12 +49,33 @@ with atheris.instrument_imports(include=["radassist", "pydicom", "pylibjpeg", "l
 
 # One scratch folder per process, in RAM when /dev/shm exists: the input is rewritten on every execution.
 _SCRATCH = Path(tempfile.mkdtemp(prefix="radassist-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+_STDERR_FILE = _SCRATCH / "stderr.txt"
+_last_input: list[Path | None] = [None]  # the scratch file of the input being run (see keep_last_input)
 
 
 def input_path(data: bytes) -> Path:
     """The scratch file for this input: its first byte picks .dcm (even) or .png (odd)."""
     suffix = ".png" if data and data[0] & 1 else ".dcm"
     return _SCRATCH / f"input{suffix}"
+
+
+@contextlib.contextmanager
+def stderr_to_file() -> Iterator[None]:
+    """Point fd 2 at a file while the reader runs: the CLI promises ONE line on stderr, so reading prints nothing.
+
+    fd-level, not sys.stderr, because C decoders (libpng, libjpeg) write to fd 2 directly.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(_STDERR_FILE, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def check_radiograph(image: Radiograph) -> None:
@@ -69,12 +97,16 @@ def check_radiograph(image: Radiograph) -> None:
 def TestOneInput(data: bytes) -> None:  # noqa: N802  (name atheris expects)
     path = input_path(data)
     path.write_bytes(data)
+    _last_input[0] = path
     written_at = path.stat().st_mtime_ns
     try:
-        image = read_image(path)
+        with stderr_to_file():
+            image = read_image(path)
     except InputRefused as refusal:
         image, reason = None, str(refusal)
-        assert reason and "\n" not in reason and "\r" not in reason, f"refusal is not one line: {reason!r}"
+        assert reason and reason.isprintable(), f"refusal is not one printable line: {reason!r}"
+    printed = _STDERR_FILE.read_bytes()
+    assert not printed, f"read_image printed to stderr: {printed[:300]!r}"
     assert path.stat().st_mtime_ns == written_at, "read_image wrote to the source file"
     if image is not None:
         check_radiograph(image)
@@ -82,7 +114,24 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802  (name atheris expects)
 
 def main() -> None:
     atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    try:
+        atheris.Fuzz()
+    except RuntimeError:
+        # A C++ exception escaping a decoder reaches atheris as "Caught an unknown exception!" and libFuzzer writes
+        # no artifact for it (outside atheris the same input aborts Python): keep the input that was running.
+        print(f"the input that was running is saved as {keep_last_input()}", file=sys.stderr)
+        raise
+
+
+def keep_last_input() -> Path | None:
+    """Copy the input that was running to <artifact_prefix>native-crash-<sha1>, where libFuzzer puts its own."""
+    if _last_input[0] is None:
+        return None
+    data = _last_input[0].read_bytes()
+    prefix = next((arg.split("=", 1)[1] for arg in sys.argv if arg.startswith("-artifact_prefix=")), "./")
+    kept = Path(f"{prefix}native-crash-{hashlib.sha1(data).hexdigest()}")
+    kept.write_bytes(data)
+    return kept
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """DICOM -> Radiograph, for what PACS actually sends.
 
 Handles ACR-NEMA files without preamble or File Meta (falls back to Implicit VR Little Endian),
-compressed transfer syntaxes through pydicom's pylibjpeg/gdcm plugins, Modality LUT / rescale,
-VOI LUT sequences and window presets, MONOCHROME1 inversion, RGB conversion and multi-frame files
-(first frame). The source file is opened read-only and never written.
+compressed transfer syntaxes through pydicom's Pillow/pylibjpeg/pyjpegls plugins (not GDCM: see
+DECODING_PLUGINS), Modality LUT / rescale, VOI LUT sequences and window presets, MONOCHROME1 inversion,
+RGB conversion and multi-frame files (first frame). The source file is opened read-only and never written.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from radassist.errors import InputRefused
 from radassist.io.image import ImageMetadata, Radiograph, WindowPreset
-from radassist.io.limits import check_dimensions
+from radassist.io.limits import check_codestream_size, check_dimensions, check_inflated_size
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,10 @@ def _dataset(path: Path):
     from pydicom.errors import InvalidDicomError
 
     try:
+        _refuse_deflate_bomb(path)
         ds = pydicom.dcmread(str(path), force=True)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, IndexError,
-            OverflowError, struct_error()) as exc:
+            OverflowError, struct_error(), zlib.error, *element_errors()) as exc:
         raise InputRefused(f"{path.name} is not a readable DICOM file ({_short(exc)})") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise InputRefused(f"{path.name} is a DICOM file without an image (no pixel data)")
@@ -100,19 +102,64 @@ def _dataset(path: Path):
     return ds
 
 
+def _refuse_deflate_bomb(path: Path) -> None:
+    """For Deflated Explicit VR Little Endian, measure the inflated size in a stream before pydicom inflates it all.
+
+    Reads the preamble and File Meta group the way pydicom does, so the deflate stream starts where pydicom's will.
+    """
+    from pydicom.filereader import read_dataset, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    with open(path, "rb") as stream:
+        read_preamble(stream, force=True)
+        file_meta = read_dataset(stream, is_implicit_VR=False, is_little_endian=True,
+                                 stop_when=lambda tag, vr, length: tag.group != 2)
+        if file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            check_inflated_size(stream, path.name)
+
+
 def struct_error() -> type[Exception]:
     import struct
 
     return struct.error
 
 
+def element_errors() -> tuple[type[Exception], ...]:
+    """What pydicom raises when an element's bytes do not convert to a value.
+
+    pydicom converts elements lazily, on first access, so these can come from ANY `ds.get`, not only dcmread:
+    a length that is not a multiple of the VR's size (BytesLengthException) or an unknown VR
+    (NotImplementedError). Both were found by fuzz/fuzz_reader.py.
+    """
+    from pydicom.errors import BytesLengthException
+
+    return (BytesLengthException, NotImplementedError)
+
+
+def _value(ds, keyword: str):
+    """The element's value, or None when its bytes are malformed: one broken tag must not refuse the image."""
+    try:
+        return ds.get(keyword)
+    except element_errors():
+        return None
+
+
+def _printable(text: str) -> str:
+    """Text from the file, fit for a one-line message: whitespace runs -> one space, control characters -> '?'.
+
+    A transfer syntax UID holding CR, NUL or an escape sequence otherwise reaches the CLI's error line (found by
+    fuzz/fuzz_reader.py).
+    """
+    return "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
+
+
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = _printable(str(exc))
     return text[:160] + ("..." if len(text) > 160 else "") if text else type(exc).__name__
 
 
 def _text(ds, keyword: str) -> str | None:
-    value = ds.get(keyword)
+    value = _value(ds, keyword)
     if value is None or value == "":
         return None
     try:
@@ -123,7 +170,7 @@ def _text(ds, keyword: str) -> str | None:
 
 
 def _int(ds, keyword: str, default: int | None = None) -> int | None:
-    value = ds.get(keyword)
+    value = _value(ds, keyword)
     try:
         return int(value) if value not in (None, "") else default
     except (TypeError, ValueError):
@@ -146,16 +193,16 @@ def _floats(value) -> list[float]:
 
 def _spacing(ds) -> tuple[tuple[float, float] | None, str | None]:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        values = _floats(ds.get(keyword))
+        values = _floats(_value(ds, keyword))
         if len(values) == 2 and all(0 < v < 10 for v in values):
             return (values[0], values[1]), keyword
     return None, None
 
 
 def _window_presets(ds) -> list[WindowPreset]:
-    centers = _floats(ds.get("WindowCenter"))
-    widths = _floats(ds.get("WindowWidth"))
-    explanations = ds.get("WindowCenterWidthExplanation")
+    centers = _floats(_value(ds, "WindowCenter"))
+    widths = _floats(_value(ds, "WindowWidth"))
+    explanations = _value(ds, "WindowCenterWidthExplanation")
     if isinstance(explanations, str) or explanations is None:
         explanations = [explanations] if explanations else []
     presets = []
@@ -168,13 +215,41 @@ def _window_presets(ds) -> list[WindowPreset]:
 
 def _syntax(ds) -> tuple[str, str]:
     uid = ds.file_meta.TransferSyntaxUID
-    name = getattr(uid, "name", str(uid)) or str(uid)
-    return str(uid), UNSUPPORTED_SYNTAX_NAMES.get(str(uid), name)
+    name = _printable(getattr(uid, "name", str(uid)) or str(uid))
+    return _printable(str(uid)), UNSUPPORTED_SYNTAX_NAMES.get(str(uid), name)
+
+
+# pydicom's decoding plugins, in the order RadAssist tries them. GDCM, first in pydicom's own order, is left out:
+# on corrupt pixel data GDCM 3.2.6 kills the whole program, which no Python `except` can prevent. Uncaught C++
+# exceptions (std::string in its JPEG 2000 codec, gdcm::Exception in its JPEG codec, std::length_error in JPEG-LS)
+# call std::terminate, and a JPEG-LS frame of width 0 segfaults (all found by fuzz/fuzz_reader.py). pylibjpeg
+# decodes every transfer syntax GDCM does. Pillow goes first because its libjpeg-turbo gives the same pixels as
+# GDCM for lossy JPEG (pylibjpeg's libjpeg rounds its IDCT differently, by up to 1 grey level); on the test files
+# every decoded image is unchanged. pydicom's own plugin lists are left untouched.
+DECODING_PLUGINS = ("pillow", "pylibjpeg", "pyjpegls", "pydicom")
+
+
+def _decode_without_gdcm(ds, frames: int) -> np.ndarray:
+    """The first frame, from the first of DECODING_PLUGINS that decodes it (pydicom's own fallback, minus GDCM)."""
+    from pydicom.pixels import get_decoder, pixel_array
+
+    index = 0 if frames > 1 else None
+    decoder = get_decoder(ds.file_meta.TransferSyntaxUID)  # NotImplementedError for a syntax nothing decodes
+    if not decoder.is_encapsulated:
+        return pixel_array(ds, index=index, raw=False)
+    plugins = [plugin for plugin in DECODING_PLUGINS if plugin in decoder.available_plugins]
+    if not plugins:
+        raise NotImplementedError(f"no decoder other than GDCM for {decoder.UID.name}")
+    failures = []
+    for plugin in plugins:
+        try:
+            return pixel_array(ds, index=index, raw=False, decoding_plugin=plugin)
+        except RuntimeError as exc:  # how pydicom reports that a plugin could not decode the frame
+            failures.append(f"{plugin}: {exc}")
+    raise RuntimeError("; ".join(failures))
 
 
 def _decode_first_frame(ds, path: Path, frames: int) -> np.ndarray:
-    from pydicom.pixels import pixel_array
-
     uid, syntax_name = _syntax(ds)
     if uid in UNSUPPORTED_SYNTAX_NAMES:
         raise InputRefused(
@@ -182,20 +257,48 @@ def _decode_first_frame(ds, path: Path, frames: int) -> np.ndarray:
             "decode; ask PACS to send it uncompressed or as JPEG/JPEG 2000"
         )
     try:
-        if frames > 1:
-            return pixel_array(ds, index=0, raw=False)
-        return ds.pixel_array
+        _refuse_mismatched_codestream(ds, frames)
+        return _decode_without_gdcm(ds, frames)
     except NotImplementedError:
         raise InputRefused(
             f"{path.name} uses {syntax_name} (transfer syntax {uid}), which RadAssist cannot decode"
         ) from None
     except (RuntimeError, ValueError, AttributeError, TypeError, KeyError, IndexError, OverflowError,
-            MemoryError, EOFError, OSError, struct_error()) as exc:
+            MemoryError, EOFError, OSError, struct_error(), *element_errors()) as exc:
         log.debug("decoding %s failed: %s", path.name, exc)
-        raise InputRefused(
-            f"the pixel data of {path.name} is corrupt or truncated: it is declared as {syntax_name} "
-            "but cannot be decoded"
-        ) from None
+        raise _corrupt_pixel_data(path, syntax_name) from None
+    except BaseException as exc:
+        # pylibjpeg-rle is written in Rust: a panic on a malformed RLE segment arrives as
+        # pyo3_runtime.PanicException, which derives from BaseException (so it also escapes pydicom's own
+        # per-plugin `except Exception`) and cannot be imported by name. Refuse it; re-raise anything else.
+        if not _is_decoder_panic(exc):
+            raise
+        log.debug("decoder panicked on %s: %s", path.name, exc)
+        raise _corrupt_pixel_data(path, syntax_name) from None
+
+
+def _refuse_mismatched_codestream(ds, frames: int) -> None:
+    """Check the first frame's own JPEG / JPEG-LS / JPEG 2000 header against Rows x Columns before decoding it."""
+    from pydicom.encaps import get_frame
+    from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes
+
+    uid = ds.file_meta.TransferSyntaxUID
+    is_jpeg2000 = uid in JPEG2000TransferSyntaxes
+    if is_jpeg2000 or uid in JPEGTransferSyntaxes or uid in JPEGLSTransferSyntaxes:
+        frame = get_frame(ds.PixelData, 0, number_of_frames=frames)
+        check_codestream_size(frame, is_jpeg2000, _int(ds, "Rows", 0) or 0, _int(ds, "Columns", 0) or 0)
+
+
+def _corrupt_pixel_data(path: Path, syntax_name: str) -> InputRefused:
+    return InputRefused(
+        f"the pixel data of {path.name} is corrupt or truncated: it is declared as {syntax_name} "
+        "but cannot be decoded"
+    )
+
+
+def _is_decoder_panic(exc: BaseException) -> bool:
+    """A Rust panic inside a pyo3 decoder extension (found by fuzz/fuzz_reader.py in pylibjpeg-rle 2.2)."""
+    return type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime"
 
 
 def _to_gray(pixels: np.ndarray, photometric: str) -> tuple[np.ndarray, str | None]:
@@ -277,7 +380,7 @@ def presentation_values(ds, stored: np.ndarray, meta: ImageMetadata) -> np.ndarr
 
     try:
         values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
-    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, *element_errors()) as exc:
         meta.warnings.append(f"modality LUT ignored ({_short(exc)})")
         values = stored.astype(np.float32)
     presets = _window_presets(ds)
@@ -285,7 +388,7 @@ def presentation_values(ds, stored: np.ndarray, meta: ImageMetadata) -> np.ndarr
         try:
             values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
             meta.voi_lut_applied = True
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, *element_errors()) as exc:
             meta.warnings.append(f"VOI LUT sequence ignored ({_short(exc)})")
     if meta.photometric == "MONOCHROME1":
         # Invert around a fixed pivot and move the window centres with it, so presets keep their meaning.

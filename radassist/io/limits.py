@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import zlib
+from typing import BinaryIO
+
 from radassist.errors import InputRefused
 
 MAX_SIDE = 16_384  # px; the largest detectors are ~4300 px, digitised films ~5000 px
 MAX_PIXELS = 120_000_000  # per frame, ~ 11000 x 11000
 MAX_FRAMES = 4_096
+MAX_INFLATED_BYTES = 512 * 2**20  # a deflated DICOM data set; a 16-bit frame at MAX_PIXELS is 240 MB
+
+# JPEG frame headers SOF0-3, 5-7, 9-11, 13-15 and JPEG-LS SOF55: marker, length (2), precision (1), height (2),
+# width (2). In entropy-coded data 0xFF is followed by 0x00, RSTn or (JPEG-LS) a byte < 0x80, never by these.
+_JPEG_FRAME_HEADER = re.compile(rb"\xff[\xc0-\xc3\xc5-\xc7\xc9-\xcb\xcd-\xcf\xf7]")
+_J2K_SOC_SIZ = b"\xff\x4f\xff\x51"  # a JPEG 2000 code-stream starts with SOC, then SIZ
 
 
 def check_dimensions(rows: int, columns: int, frames: int = 1, samples: int = 1) -> None:
@@ -22,3 +32,53 @@ def check_dimensions(rows: int, columns: int, frames: int = 1, samples: int = 1)
         raise InputRefused(f"the image declares {frames} frames; refusing to decode it")
     if samples not in (1, 3, 4):
         raise InputRefused(f"the image declares {samples} samples per pixel, which is not a greyscale or colour image")
+
+
+def check_inflated_size(stream: BinaryIO, name: str) -> None:
+    """Count what a raw-deflate stream inflates to, 1 MiB at a time, and refuse it past MAX_INFLATED_BYTES.
+
+    Readers such as pydicom inflate a whole deflated data set in memory before any header can be checked:
+    a 1 MB file that inflates to 1 GiB took `radassist info` to 2.1 GB of memory (found while fuzzing).
+    Raises zlib.error when the stream is not valid deflate data.
+    """
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    inflated = 0
+    while not inflater.eof and (chunk := stream.read(2**20)):
+        while chunk:
+            inflated += len(inflater.decompress(chunk, 2**20))
+            if inflated > MAX_INFLATED_BYTES:
+                raise InputRefused(
+                    f"{name} is compressed (deflated) and would expand to more than "
+                    f"{MAX_INFLATED_BYTES // 2**20} MB; refusing to read it"
+                )
+            chunk = inflater.unconsumed_tail
+
+
+def check_codestream_size(frame: bytes, is_jpeg2000: bool, rows: int, columns: int) -> None:
+    """Refuse a compressed frame whose own header declares a size other than the DICOM header's Rows x Columns.
+
+    Decoders trust the code-stream's size, not the DICOM header: a 358 KB file declaring 64 x 64 pixels whose
+    JPEG frame header said 65535 x 65535 took pylibjpeg to 16 GB and 221 s, and GDCM 3.2.6 aborts the process
+    (std::length_error) or segfaults (a width of 0) on JPEG-LS frames that disagree with the header (found by
+    fuzz/fuzz_reader.py). Such a frame can never decode to Rows x Columns anyway. Every JPEG frame header is
+    checked because decoders resynchronise on a later one.
+    """
+    for height, width in _codestream_sizes(frame, is_jpeg2000):
+        if (height, width) != (rows, columns):
+            raise InputRefused(
+                f"the compressed pixel data declares {height} x {width} pixels but the DICOM header declares "
+                f"{rows} x {columns}; refusing to decode it"
+            )
+
+
+def _codestream_sizes(frame: bytes, is_jpeg2000: bool) -> list[tuple[int, int]]:
+    """(height, width) from a JPEG 2000 SIZ segment, or from every JPEG / JPEG-LS frame header."""
+    def number(start: int, size: int) -> int:
+        return int.from_bytes(frame[start:start + size], "big")
+
+    if is_jpeg2000:
+        soc = frame.find(_J2K_SOC_SIZ)  # then SIZ: Lsiz (2), Rsiz (2), Xsiz, Ysiz, XOsiz, YOsiz (4 each)
+        if soc < 0:
+            return []
+        return [(number(soc + 12, 4) - number(soc + 20, 4), number(soc + 8, 4) - number(soc + 16, 4))]
+    return [(number(m.start() + 5, 2), number(m.start() + 7, 2)) for m in _JPEG_FRAME_HEADER.finditer(frame)]

@@ -13,7 +13,7 @@ _HEAD_BYTES = 512
 
 def read_image(path: str | os.PathLike[str]) -> Radiograph:
     """Read a DICOM or raster image (read-only) into float32 presentation-space pixels + metadata."""
-    from radassist.io.dicom import looks_like_dicom, read_dicom
+    from radassist.io.dicom import looks_like_dicom, quiet_decoders, read_dicom
     from radassist.io.raster import raster_format, read_raster
 
     path = Path(path)
@@ -32,7 +32,8 @@ def read_image(path: str | os.PathLike[str]) -> Radiograph:
         return read_dicom(path)
     file_format = raster_format(path, head)
     if file_format:
-        return read_raster(path, file_format)
+        with quiet_decoders():  # libpng/libtiff print "libpng error: ..." straight to fd 2 (found by fuzzing)
+            return read_raster(path, file_format)
     if path.suffix.lower() in (".dcm", ".dicom", "") or path.name.upper() == "DICOMDIR":
         return read_dicom(path)  # a preamble-less file whose first element is not group 0008
     raise InputRefused(f"{path.name} is not an image RadAssist can read (DICOM, PNG, JPEG, TIFF, NIfTI, MHA)")
