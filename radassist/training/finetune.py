@@ -13,11 +13,16 @@ How few corrections are kept from wrecking the model:
   by patient-grouped cross-validation, taking the strongest shrinkage within one standard error of the
   best (the one-standard-error rule); if no refit beats the base head, the base head is kept and only
   recalibrated; a label with fewer than MIN_PER_CLASS positives or negatives is left as it was;
-- temperature and threshold (Youden's J) are fitted on cross-fitted predictions (each image scored by a
-  head that did not see its patient), so they are not fitted on the images that taught the head; with
-  few examples the base threshold is kept;
+- calibration (Platt scaling as temperature + logit shift, the shift folded into the bias, as training
+  does; with a prior on the base calibration, since small feedback sets are often separable) and the threshold (Youden's J) are fitted on cross-fitted predictions (each image scored by a
+  head that did not see its patient), so not on the images that taught the head; with few examples
+  the base threshold is kept;
 - a seeded, patient-level held-out part of the feedback is never used for fitting: the before/after
   figures on it, and on the base card's original validation split, go into the new card;
+- validation images that are also in the feedback (found by content, since the export renames and
+  re-windows them) are left out of the validation figures, and a version whose validation AUROC falls
+  by more than REGRESSION_LIMIT is flagged in its card (feedback that contradicts what the model knew,
+  e.g. a worklist of only its errors, can invert a head);
 - the new version is written beside the others in the user models folder and never activated here.
 """
 
@@ -48,7 +53,6 @@ from radassist.training.labels import targets_for_row
 from radassist.training.metrics import (
     auroc,
     bootstrap_ci,
-    fit_temperature,
     label_metrics,
     youden_threshold,
 )
@@ -56,7 +60,8 @@ from radassist.training.metrics import (
 HEAD_INITIALIZERS = ("head.weight", "head.bias", "temperature")
 MIN_LABELLED_IMAGES = 10  # below this a held-out part cannot say anything
 MIN_PER_CLASS = 3  # positives and negatives a label needs in the fine-tuning part to be refitted
-MIN_THRESHOLD_PER_CLASS = 10  # ... to move its threshold (else the base threshold is kept)
+MIN_THRESHOLD_PER_CLASS = 20  # ... to move its threshold: a Youden cut on fewer swings at random
+CALIBRATION_PRIOR = 10.0  # images' worth of belief in the base calibration (see shrunk_platt)
 HOLDOUT_FRACTION = 0.3
 SHRINKAGE_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # penalty on |w - w_base|^2 / |w_base|^2
 BIAS_SHRINKAGE = 1e-3  # the bias may move freely: a site's prevalence differs from the training data's
@@ -383,19 +388,20 @@ def fit_label(x: np.ndarray, y: np.ndarray, patients: list[str], w_base: np.ndar
         "shrinkage_rule": "largest shrinkage within one standard error of the best cross-validated log loss",
     })
     if cv[chosen][0] >= base_log_loss:
-        scaled = x @ w_base + b_base
-        temperature = fit_temperature(y, scaled)
-        threshold = operating_threshold(y, _sigmoid(scaled / temperature), threshold_base, details)
+        temperature, shift = shrunk_platt(y, x @ w_base + b_base, t_base)
+        threshold = operating_threshold(y, _sigmoid((x @ w_base + b_base + shift) / temperature), threshold_base,
+                                        details)
         return LabelFit("recalibrated", "no refitted head beat the base head in cross-validation; base head "
-                        "kept, temperature refitted", w_base, b_base, temperature, threshold, details)
+                        "weights kept, temperature and bias recalibrated", w_base, b_base + shift, temperature,
+                        threshold, details)
     w, b = shrunk_logistic(x, y, w0, b0, chosen)
     out_of_fold = t_base * cv[chosen][2]  # back to the base head's logit scale
-    temperature = fit_temperature(y, out_of_fold)
-    threshold = operating_threshold(y, _sigmoid(out_of_fold / temperature), threshold_base, details)
+    temperature, shift = shrunk_platt(y, out_of_fold, t_base)
+    threshold = operating_threshold(y, _sigmoid((out_of_fold + shift) / temperature), threshold_base, details)
     details.update(shrinkage=chosen,
                    weight_change_relative=round(float(np.linalg.norm(w - w0) / np.linalg.norm(w0)), 4))
     return LabelFit("refitted", f"head refitted with shrinkage {chosen:g} toward the base head",
-                    t_base * w, t_base * b, temperature, threshold, details)
+                    t_base * w, t_base * b + shift, temperature, threshold, details)
 
 
 def _cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, w0: np.ndarray, b0: float
@@ -413,14 +419,50 @@ def _cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, w0: np.nd
     return results
 
 
+def shrunk_platt(y: np.ndarray, logits: np.ndarray, t_base: float) -> tuple[float, float]:
+    """Platt scaling as (temperature T, logit shift s): sigmoid((logits + s) / T), with a Gaussian prior
+    centred on the base calibration (T = t_base, s = 0) worth CALIBRATION_PRIOR images.
+
+    Why a prior: a small feedback set is often perfectly separable, where plain Platt scaling drives
+    T -> 0 (certainty) and the shift without bound; the prior keeps both finite and lets the data move
+    them only as far as they are supported. T is also kept within [0.05, 20] during the optimisation."""
+    y = np.asarray(y, dtype=np.float64)
+    logits = np.asarray(logits, dtype=np.float64)
+    weight = CALIBRATION_PRIOR / len(y)
+    log_scale_base = -np.log(t_base)
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        log_scale, offset = params  # calibrated logit = exp(log_scale) * logits + offset
+        scale = np.exp(log_scale)
+        z = scale * logits + offset
+        residual = (_sigmoid(z) - y) / len(y)
+        loss = _log_loss_terms(y, z).mean() + 0.5 * weight * ((log_scale - log_scale_base) ** 2 + offset ** 2)
+        gradient = np.array([scale * residual @ logits + weight * (log_scale - log_scale_base),
+                             residual.sum() + weight * offset])
+        return float(loss), gradient
+
+    bounds = [(np.log(1 / 20.0), np.log(1 / 0.05)), (None, None)]
+    result = minimize(objective, np.array([log_scale_base, 0.0]), jac=True, method="L-BFGS-B", bounds=bounds)
+    log_scale, offset = result.x
+    temperature = float(np.exp(-log_scale))
+    return temperature, float(offset * temperature)
+
+
 def operating_threshold(y: np.ndarray, probabilities: np.ndarray, threshold_base: float,
                         details: dict[str, Any]) -> float:
     """Youden's J on the cross-fitted probabilities when both classes have MIN_THRESHOLD_PER_CLASS images;
     else the base threshold: on recalibrated probabilities it keeps its meaning (the same risk level),
     while a Youden cut on a handful of images would swing the operating point at random."""
     if min(int(y.sum()), int((1 - y).sum())) >= MIN_THRESHOLD_PER_CLASS:
-        details["threshold_source"] = "Youden's J on cross-fitted calibrated probabilities"
-        return youden_threshold(y, probabilities)
+        details["threshold_source"] = ("Youden's J on cross-fitted calibrated probabilities, placed midway (in "
+                                       "logits) between the cut's score and the next lower one")
+        cut = youden_threshold(y, probabilities)
+        below = probabilities[probabilities < cut]
+        if below.size == 0:
+            return cut
+        # Youden returns the score of the last image above the cut: midway to the next one keeps the
+        # margin on both sides (on separable feedback the bare cut would sit on a positive's score)
+        return float(_sigmoid((_logit(cut) + _logit(below.max())) / 2))
     details["threshold_source"] = (f"base threshold kept (fewer than {MIN_THRESHOLD_PER_CLASS} positives or "
                                    "negatives for a Youden cut)")
     return threshold_base
@@ -428,6 +470,11 @@ def operating_threshold(y: np.ndarray, probabilities: np.ndarray, threshold_base
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return expit(z)
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-12), 1 - 1e-12)
+    return float(np.log(p / (1 - p)))
 
 
 # --- before / after figures -------------------------------------------------------------------------
@@ -638,8 +685,13 @@ def _validation_figures(session: ModelSession, base: dict, data_root: Path | Non
     records = [records[outputs.kept[i]] for i in keep]
     logits = outputs.embedding[keep] @ new_head["head.weight"].T + new_head["head.bias"]
     after = _sigmoid(logits / new_head["temperature"])
-    per_label = compare_labels([r.targets for r in records], label_ids, outputs.probabilities[keep], after,
-                               thresholds_base, thresholds_new)
+    before = outputs.probabilities[keep]
+    per_label = compare_labels([r.targets for r in records], label_ids, before, after, thresholds_base, thresholds_new)
+    by_domain = {}  # feedback from one kind of site can help it and cost another: show both
+    for domain in sorted({r.domain for r in records}):
+        rows = [i for i, r in enumerate(records) if r.domain == domain]
+        by_domain[domain] = {"images": len(rows), "per_label": compare_labels(
+            [records[i].targets for i in rows], label_ids, before[rows], after[rows], thresholds_base, thresholds_new)}
     return {
         "reachable": True,
         "note": note,
@@ -647,6 +699,7 @@ def _validation_figures(session: ModelSession, base: dict, data_root: Path | Non
         "left_out_because_in_feedback": int(overlap.sum()),
         "unreadable": outputs.skipped,
         "per_label": per_label,
+        "by_domain": by_domain,
         "regression": regression_check(per_label),
     }
 
@@ -737,7 +790,7 @@ def build_card(base_card: ModelCard, onnx_path: Path, sha: str, fits: list[Label
         "finetune": {
             "method": "numpy: per-label L2-regularised logistic regression on the base model's embeddings, "
                       "warm-started from and shrunk toward the base head (relative shrinkage chosen by "
-                      "patient-grouped cross-validation, one-standard-error rule); temperature and Youden "
+                      "patient-grouped cross-validation, one-standard-error rule); Platt calibration (temperature + bias shift) and Youden "
                       "threshold on cross-fitted predictions; the encoder is unchanged",
             "created_utc": stamp,
             **settings,
