@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 
@@ -66,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from radassist.io import read_image
     from radassist.pipeline.read import ReadOptions, read_radiograph
 
+    started = time.perf_counter()
     image = read_image(args.path)
+    load_ms = round((time.perf_counter() - started) * 1000.0, 2)
     result = read_radiograph(image, ReadOptions(occlusion=args.occlusion, report=not args.no_report))
+    result.timings_ms["load"] = load_ms  # the image was read here, before the pipeline
     payload = result_to_dict(result)
     if args.saliency_out:
         payload["saliency_png"] = [str(p) for p in write_overlays(result, image, Path(args.saliency_out))]
