@@ -454,8 +454,9 @@ def operating_threshold(y: np.ndarray, probabilities: np.ndarray, threshold_base
     else the base threshold: on recalibrated probabilities it keeps its meaning (the same risk level),
     while a Youden cut on a handful of images would swing the operating point at random."""
     if min(int(y.sum()), int((1 - y).sum())) >= MIN_THRESHOLD_PER_CLASS:
-        details["threshold_source"] = ("Youden's J on cross-fitted calibrated probabilities, placed midway (in "
-                                       "logits) between the cut's score and the next lower one")
+        details["threshold_source"] = ("Youden's J on cross-fitted calibrated probabilities of the fine-tuning "
+                                       "part of the feedback, placed midway (in logits) between the cut's score "
+                                       "and the next lower one")
         cut = youden_threshold(y, probabilities)
         below = probabilities[probabilities < cut]
         if below.size == 0:
@@ -633,6 +634,7 @@ def finetune(feedback_dir: Path, base_model: Path | str, out_dir: Path | None = 
             raise InputRefused(f"{final_dir} already exists: this fine-tuned version was written before")
         card_path = staging / f"{Path(onnx_path.name).stem}.card.json"
         card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes it private; a model folder is readable like any other
         staging.rename(final_dir)  # appears in the registry complete or not at all
     finally:
         if staging.exists():
@@ -766,8 +768,8 @@ def build_card(base_card: ModelCard, onnx_path: Path, sha: str, fits: list[Label
     labels = []
     for label, fit in zip(base["labels"], fits, strict=True):
         entry = {**label, "threshold": round(float(fit.threshold), 6)}
-        if fit.status != "unchanged":
-            entry["threshold_rule"] = fit.details["threshold_source"] + " (fine-tuning part of the feedback)"
+        if fit.threshold != float(label["threshold"]):
+            entry["threshold_rule"] = fit.details["threshold_source"]
         labels.append(entry)
     card = {key: value for key, value in base.items() if key not in ("metrics", "labels", "temperature")}
     card.update({
