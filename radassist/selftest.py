@@ -280,55 +280,20 @@ def _show_in_viewer(state: _State, screenshot: Path | None) -> str:
     painted. A local event loop waits for it and ends; the window is closed, nothing keeps running.
     The user's viewer layout and feedback store are not touched (temporary settings, in-memory sink).
     """
-    try:
-        import PySide6  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("PySide6") is None:
         if getattr(sys, "frozen", False):
-            raise
+            raise RadAssistError("PySide6 is missing from the bundle")
         return "skipped: PySide6 is not installed (core-only installation)"
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from radassist.gui.selftest_viewer import read_in_viewer
 
-    from radassist.gui.app import SCREENSHOT_SIZE, application, headless
-    from radassist.gui.events import RecordingSink
-    from radassist.gui.main_window import MainWindow, capture_window
-
-    app = application(offscreen=headless())
     with tempfile.TemporaryDirectory(prefix="radassist-selftest-") as scratch:
         compressed = _jpeg2000_copy(_bundled_dicom_sample(), Path(scratch))
-        window = MainWindow(RecordingSink(), settings=QSettings(str(Path(scratch) / "viewer.ini"),
-                                                                QSettings.Format.IniFormat))
-        outcome: dict[str, Any] = {}
-        loop, deadline = QEventLoop(), QTimer()
-        window.read_finished.connect(lambda ok: (outcome.setdefault("read", ok), loop.quit()))
-        window.image_failed.connect(lambda message: (outcome.setdefault("failed", message), loop.quit()))
-        deadline.setSingleShot(True)
-        deadline.timeout.connect(loop.quit)
-        try:
-            window.resize(*SCREENSHOT_SIZE)
-            window.show()
-            window.open_image(compressed)
-            deadline.start(VIEWER_TIMEOUT_S * 1000)
-            loop.exec()
-            deadline.stop()
-            if "failed" in outcome:
-                raise RadAssistError(f"the viewer could not open {compressed.name}: {outcome['failed']}")
-            if "read" not in outcome:
-                raise RadAssistError(f"the viewer's AI read did not finish within {VIEWER_TIMEOUT_S} s")
-            if not outcome["read"] or window.result is None:
-                raise RadAssistError("the viewer's AI read ended without a result (refused, failed or cancelled)")
-            shown, picture = window.result, capture_window(window)
-        finally:
-            window.close()
-            window.deleteLater()
-            app.processEvents()
-    if screenshot is not None and not picture.save(str(screenshot), "PNG"):
-        raise RadAssistError(f"the screenshot could not be written to {screenshot}")
-    colours = len({picture.pixel(x, y) for x in range(0, picture.width(), 16) for y in range(0, picture.height(), 16)})
-    if colours < 16:
-        raise RadAssistError(f"the window rendered {colours} colour(s): it looks blank")
+        shown, width, height, colours = read_in_viewer(compressed, Path(scratch), screenshot, VIEWER_TIMEOUT_S)
     return (f"JPEG 2000 copy of {_bundled_dicom_sample().name} opened (helper-process decode), AI read shown: "
             f"{len(shown.findings)} findings{_same_as_core_read(state, shown)}; "
-            f"{picture.width()}x{picture.height()} window, {colours} colours")
+            f"{width}x{height} window, {colours} colours")
 
 
 VIEWER_TIMEOUT_S = 120
