@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -14,7 +16,8 @@ class OverlayState(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self.maps: dict[str, np.ndarray] = {}  # label -> uint8 saliency at image size
+        self.maps: Mapping[str, np.ndarray] = {}  # label -> the read's float [0, 1] map at image size
+        self._quantised: dict[str, np.ndarray] = {}  # label -> uint8 copy, made when first displayed
         self.serial = 0  # changes with every new result so cached colour layers are never reused
         self.label: str | None = None
         self.visible = True
@@ -25,14 +28,21 @@ class OverlayState(QObject):
     def set_result(self, result: ReadResult | None) -> None:
         """Take the result's maps; select the most probable positive finding (else the most probable)."""
         self.serial += 1
-        self.maps = {label: saliency_bytes(values) for label, values in (result.saliency if result else {}).items()}
+        # Quantised on first display, not here: at 3000 x 3000 each map costs ~60 ms on the GUI thread.
+        self.maps = result.saliency if result else {}
+        self._quantised = {}
         findings = [f for f in (result.findings if result else []) if f.label in self.maps]
         ranked = sorted(findings, key=lambda f: (f.positive, f.probability), reverse=True)
         self.label = ranked[0].label if ranked else None
         self.changed.emit()
 
     def current_map(self) -> np.ndarray | None:
-        return self.maps.get(self.label) if self.visible and self.label else None
+        """The shown finding's map as uint8 at image size, or None when nothing is shown."""
+        if not (self.visible and self.label in self.maps):
+            return None
+        if self.label not in self._quantised:
+            self._quantised[self.label] = saliency_bytes(self.maps[self.label])
+        return self._quantised[self.label]
 
     def set_label(self, label: str | None) -> None:
         self.label = label if label in self.maps else None

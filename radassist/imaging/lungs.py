@@ -187,8 +187,8 @@ def lung_fields_from_probabilities(probabilities: np.ndarray, fit: GridFit, mode
         score = 255.0 * (1.0 - probabilities[BACKGROUND])
         score = np.where(lung, np.maximum(score, 128.0), np.minimum(score, 127.0)).astype(np.uint8)
         inside = fit.to_image(score, Image.Resampling.BILINEAR) >= 128
-        labels = np.where(inside, fit.to_image(nearest_side, Image.Resampling.NEAREST), BACKGROUND)
-        labels = labels.astype(np.uint8)
+        # side x inside: BACKGROUND outside, in one uint8 pass (np.where + astype costs twice that)
+        labels = np.multiply(fit.to_image(nearest_side, Image.Resampling.NEAREST), inside, dtype=np.uint8)
     return LungFields(labels=labels, boxes=bounding_boxes(labels), model_id=model_id, warnings=warnings)
 
 

@@ -47,10 +47,13 @@ class LungPlausibility:
     min_mean_fill: float = 0.35  # lungs fill their bounding boxes; blobs on other anatomy do not
 
 
-def _fill(mask: np.ndarray) -> float:
-    rows, columns = np.nonzero(mask)
-    box = (rows.max() - rows.min() + 1) * (columns.max() - columns.min() + 1)
-    return float(mask.sum()) / float(box)
+def _fill(mask: np.ndarray, area: int) -> float:
+    """Share of its bounding box a region of `area` pixels fills (row/column projections: a 3000 x 3000
+    mask would take ~50 ms through np.nonzero)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    box = (rows[-1] - rows[0] + 1) * (columns[-1] - columns[0] + 1)
+    return float(area) / float(box)
 
 
 def check_metadata(meta: ImageMetadata) -> QAVerdict:
@@ -87,7 +90,8 @@ def lung_field_check(lung_labels: np.ndarray, limits: LungPlausibility = LungPla
     """
     total = lung_labels.size
     right, left = lung_labels == 1, lung_labels == 2
-    fractions = (float(right.sum()) / total, float(left.sum()) / total)
+    areas = (int(np.count_nonzero(right)), int(np.count_nonzero(left)))
+    fractions = (areas[0] / total, areas[1] / total)
     measured = {"right_lung_fraction": round(fractions[0], 4), "left_lung_fraction": round(fractions[1], 4)}
     if sum(fractions) < limits.min_found_fraction:
         return False, "no lung fields were found in the image", measured
@@ -95,7 +99,7 @@ def lung_field_check(lung_labels: np.ndarray, limits: LungPlausibility = LungPla
         return False, "the image does not show lung fields surrounded by chest wall and mediastinum", measured
     if min(fractions) < limits.min_lung_fraction:
         return True, "only one lung field was found", measured
-    mean_fill = (_fill(right) + _fill(left)) / 2.0
+    mean_fill = (_fill(right, areas[0]) + _fill(left, areas[1])) / 2.0
     measured["lung_box_fill"] = round(mean_fill, 3)
     if sum(fractions) < limits.min_total_fraction or mean_fill < limits.min_mean_fill:
         return False, "the regions found do not have the size and shape of lung fields", measured

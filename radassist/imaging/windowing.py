@@ -31,11 +31,18 @@ def robust_range(pixels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.
     return float(low), float(max(high, low + 1e-6))
 
 
-def normalized_for_model(image: Radiograph) -> np.ndarray:
-    """The image in [0, 1] as the model expects it: the DICOM default window if the file has one,
-    else a robust percentile window (8-bit PNGs of the training data come out close to x/255)."""
+def model_window(image: Radiograph) -> tuple[float, float]:
+    """(center, width) of the window `normalized_for_model` applies: the DICOM default window if the file
+    has one, else a robust percentile window. Separate so a caller that only needs a downsampled copy can
+    window the few pixels it keeps and get exactly the same values."""
     if image.meta.window_presets:
         preset = image.meta.window_presets[0]
-        return apply_window(image.pixels, preset.center, preset.width)
+        return float(preset.center), float(preset.width)
     low, high = robust_range(image.pixels)
-    return apply_window(image.pixels, (low + high) / 2.0, high - low)
+    return (low + high) / 2.0, high - low
+
+
+def normalized_for_model(image: Radiograph) -> np.ndarray:
+    """The image in [0, 1] as the model expects it (8-bit PNGs of the training data come out close to
+    x/255); the window is `model_window`."""
+    return apply_window(image.pixels, *model_window(image))

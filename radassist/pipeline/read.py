@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from radassist.errors import InputRefused
 from radassist.io.image import Radiograph
 from radassist.pipeline.result import Finding, ReadResult
+
+if TYPE_CHECKING:
+    from radassist.explain.saliency import SaliencyMaps
 
 RADIOMICS_SIDE = 128  # px: radiomics evidence is computed on a downsampled copy (speed; same scale for all)
 
@@ -82,7 +86,8 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
         outputs = model.run({model.input_names[0]: prepared.tensor[None]})
     embedding = outputs["embedding"][0]
 
-    verdict = qa.check_image(fields.labels, embedding, card.get("ood"))
+    with timer.stage("qa"):
+        verdict = qa.check_image(fields.labels, embedding, card.get("ood"))
     verdict.checks = {**result.qa.checks, **verdict.checks}
     result.qa = verdict
     if "embedding_distance" in verdict.checks:
@@ -90,16 +95,18 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
     _refuse_or_record(result, options)
 
     with timer.stage("saliency"):
-        envelope = sal.lung_envelope(fields.labels)
+        maps = sal.SaliencyMaps(image.shape)
+        envelope = sal.lung_envelope(fields.labels[::maps.stride, ::maps.stride])
+        crop_box = maps.working_box(prepared.crop_box)
         cams = outputs["cam"][0]
         if options.occlusion:
             cams = sal.occlusion_sensitivity(lambda batch: model.run({model.input_names[0]: batch},
                                                                      ["logits"])["logits"], prepared.tensor)
         for index, label in enumerate(card["labels"]):
-            raw = sal.to_image_space(cams[index], prepared.crop_box, image.shape)
-            saliency = sal.normalised_saliency(raw, envelope if label.get("restrict_to_lungs", True) else None)
-            result.saliency[label["id"]] = saliency
-            peak = sal.peak_location(saliency)
+            raw = sal.to_image_space(cams[index], crop_box, maps.working_shape)
+            maps.add(label["id"], sal.normalised_saliency(
+                raw, envelope if label.get("restrict_to_lungs", True) else None))
+            peak = maps.peak(label["id"])
             probability = float(outputs["probabilities"][0][index])
             result.findings.append(Finding(
                 label=label["id"],
@@ -111,10 +118,11 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                 peak_rc=peak,
                 conditional_on=label.get("conditional_on"),
             ))
+        result.saliency = maps
 
     if options.radiomics:
         with timer.stage("radiomics"):
-            _add_radiomics(image, fields.labels, result)
+            _add_radiomics(image, fields.labels, maps, result)
     if options.report:
         with timer.stage("report"):
             from radassist.findings.report import draft_report
@@ -129,12 +137,13 @@ def _downsample(values: np.ndarray, side: int) -> np.ndarray:
     return values[::step, ::step]
 
 
-def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, result: ReadResult) -> None:
+def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, maps: SaliencyMaps, result: ReadResult) -> None:
     """Radiomics of each lung and of the most salient region of the strongest positive finding."""
     from radassist.explain.radiomics import evidence_statements, region_table
-    from radassist.imaging.windowing import normalized_for_model
+    from radassist.imaging.windowing import apply_window, model_window
 
-    image01 = _downsample(normalized_for_model(image), RADIOMICS_SIDE)
+    # Window only the pixels kept: the same values as downsampling the windowed image, at 1/step^2 the cost.
+    image01 = apply_window(_downsample(image.pixels, RADIOMICS_SIDE), *model_window(image))
     labels = _downsample(lung_labels, RADIOMICS_SIDE)
     regions = {"right_lung": labels == 1, "left_lung": labels == 2}
     positives = [f for f in result.findings if f.positive and f.conditional_on is None]
@@ -144,7 +153,7 @@ def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, result: ReadResul
         # the side named in the report (the saliency peak's zone) is the side the evidence speaks about
         salient_side = "right_lung" if lead.zone.startswith("right") else "left_lung"
         side_label = 1 if salient_side == "right_lung" else 2
-        saliency = _downsample(result.saliency[lead.label], RADIOMICS_SIDE)
+        saliency = maps.at_shape(lead.label, labels.shape)
         regions["salient"] = (saliency >= 0.5) & (labels == side_label)
     result.radiomics_table = region_table(image01, regions, ("firstorder", "glcm"))
     statements = evidence_statements(result.radiomics_table, salient_side)

@@ -5,6 +5,7 @@ Nothing here computes anything; producers fill it, consumers (report, viewer, fe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,8 @@ class ReadResult:
     model_sha256: str = ""
     provider: str = ""
     findings: list[Finding] = field(default_factory=list)
-    saliency: dict[str, np.ndarray] = field(default_factory=dict)  # label -> float32 (rows, cols) in [0, 1]
+    # label -> float32 (rows, cols) in [0, 1]; a read fills it with explain.saliency.SaliencyMaps (lazy)
+    saliency: Mapping[str, np.ndarray] = field(default_factory=dict)
     lung_mask: np.ndarray | None = None  # uint8 (rows, cols): 0 background, 1 right lung, 2 left lung
     radiomics_table: dict[str, dict[str, float]] = field(default_factory=dict)  # region -> feature -> value
     report: DraftReport | None = None
