@@ -27,12 +27,13 @@ from typing import Any
 from radassist.errors import RadAssistError
 
 SAMPLE_SUFFIXES = (".dcm", ".png")
-# Pixel plugins the bundle must carry, per compressed transfer syntax (checked by `available_plugins`).
+# Pixel plugins the bundle must carry, per compressed transfer syntax (checked by `available_plugins`):
+# the ones radassist.io.dicom.DECODING_PLUGINS tries.
 REQUIRED_DECODER_PLUGINS = {
-    "JPEGBaseline8BitDecoder": ("pylibjpeg", "gdcm"),
-    "JPEGLSLosslessDecoder": ("pylibjpeg", "gdcm"),
-    "JPEG2000LosslessDecoder": ("pylibjpeg", "gdcm"),
-    "RLELosslessDecoder": ("pylibjpeg",),
+    "JPEGBaseline8BitDecoder": ("pillow", "pylibjpeg"),
+    "JPEGLSLosslessDecoder": ("pylibjpeg", "pyjpegls"),
+    "JPEG2000LosslessDecoder": ("pillow", "pylibjpeg"),
+    "RLELosslessDecoder": ("pylibjpeg", "pydicom"),
 }
 
 
@@ -243,9 +244,9 @@ def _dicom_codecs() -> str:
     source = next((resources_dir() / "samples").glob("*.dcm"))
     pixels = pydicom.dcmread(source).pixel_array[::4, ::4].astype(np.uint16) * 16
     checked = []
-    for uid, encoder, readers in ((JPEG2000Lossless, "pylibjpeg", ("pylibjpeg", "gdcm")),
-                                  (JPEGLSLossless, "pyjpegls", ("pylibjpeg", "gdcm")),
-                                  (RLELossless, "pydicom", ("pylibjpeg",))):
+    for uid, encoder, readers in ((JPEG2000Lossless, "pylibjpeg", ("pillow", "pylibjpeg")),
+                                  (JPEGLSLossless, "pyjpegls", ("pylibjpeg", "pyjpegls")),
+                                  (RLELossless, "pydicom", ("pylibjpeg", "pydicom"))):
         dataset = pydicom.dcmread(source)
         dataset.Rows, dataset.Columns = pixels.shape
         dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 16, 12, 11
