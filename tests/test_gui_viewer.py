@@ -206,6 +206,24 @@ def test_compressed_dicom_decodes_in_a_helper_process_and_shows_a_preview_first(
     assert grey(window.viewer.plain_pane)[area].std() > 25
 
 
+def test_decoder_helper_is_started_ahead_and_decodes_the_first_compressed_image(qtbot, window, test_data,
+                                                                                tmp_path):
+    from pydicom.uid import JPEG2000Lossless
+
+    window.start_decoder()  # what run_viewer does once the window is shown
+    pool = window._decoder._pool
+    assert pool is not None
+    qtbot.waitUntil(lambda: any(p.is_alive() for p in pool._processes.values()), timeout=30_000)
+    helpers = set(pool._processes)
+    ds = pydicom.dcmread(test_data / NIH_DICOM)
+    ds.compress(JPEG2000Lossless)
+    path = tmp_path / "chest_j2k.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with qtbot.waitSignal(window.image_shown, timeout=60_000):
+        window.open_image(path)
+    assert window._decoder._pool is pool and set(pool._processes) == helpers  # no second process was spawned
+
+
 # ----------------------------------------------------------------------------------------- study browser
 def test_dicomdir_folder_is_listed_by_patient_study_series(qtbot, window, test_data, tmp_path):
     from pydicom.fileset import FileSet

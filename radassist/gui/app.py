@@ -62,6 +62,7 @@ def run_viewer(paths: list[str], *, record: bool = True, store: str | None = Non
     if screenshot is not None or offscreen:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
+    window.start_decoder()
     if screenshot is None:
         if paths:
             window.open_paths(paths)

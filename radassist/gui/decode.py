@@ -10,16 +10,17 @@ processes. A decoder that crashes on a malformed file takes down the helper proc
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from radassist.errors import InputRefused
 from radassist.io.image import Radiograph
 from radassist.io.preview import Preview
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 _HEAD_BYTES = 132
 
@@ -42,6 +43,12 @@ def is_compressed_dicom(path: Path) -> bool:
     return bool(syntax is not None and syntax.is_compressed)
 
 
+def _load_decoders() -> None:
+    """Runs in the helper: import what its first decode needs."""
+    from radassist.io import read_image  # noqa: F401
+    from radassist.io.preview import read_preview  # noqa: F401
+
+
 class DecoderProcess:
     """One helper process for compressed DICOMs, started on first use ('spawn': safe beside Qt threads)."""
 
@@ -50,10 +57,19 @@ class DecoderProcess:
         self._lock = threading.Lock()
 
     def _executor(self) -> ProcessPoolExecutor:
+        # imported here: process pools cost ~30 ms of start-up, and most sessions open uncompressed images
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             return self._pool
+
+    def start(self) -> None:
+        """Spawn the helper now, without waiting: a fresh process needs ~0.6 s for Python and the decoders'
+        imports, which would otherwise delay the first compressed image (most PACS images are)."""
+        self._executor().submit(_load_decoders)
 
     def read_image(self, path: Path) -> Radiograph:
         from radassist.io import read_image
@@ -66,6 +82,8 @@ class DecoderProcess:
         return self._run(read_preview, path)
 
     def _run(self, function, path: Path):
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             return self._executor().submit(function, path).result()
         except BrokenProcessPool:

@@ -97,6 +97,11 @@ class MainWindow(QMainWindow):
         self._wire()
         self._restore_settings()
 
+    def start_decoder(self) -> None:
+        """Start the compressed-DICOM helper process now (the application does this once the window is
+        shown; tests that never open a compressed image leave it unstarted)."""
+        self._decoder.start()
+
     # ======================================================================= wiring
     def action(self, name: str) -> QAction:
         return child(self, QAction, name)
