@@ -67,6 +67,26 @@ def read_window(qtbot, make_window, test_data):
     return win
 
 
+def test_findings_are_shown_before_the_report_and_decisions_wait_for_it(qtbot, make_window, test_data):
+    win = make_window()
+    seen: dict = {}
+
+    def at_findings() -> None:
+        seen["rows"] = win.panel.table.rowCount()
+        seen["accept_enabled"] = win.panel.accept_button.isEnabled()
+        seen["report"] = win.panel.findings_report.text()
+        seen["overlay"] = win.viewer.overlay.current_map() is not None
+        seen["finished"] = win.result is not None
+
+    win.findings_shown.connect(at_findings)
+    with qtbot.waitSignals([win.findings_shown, win.read_finished], order="strict", timeout=READ_TIMEOUT_MS):
+        win.open_paths([test_data / NIH_DICOM])
+    assert seen["rows"] == len(win.result.findings) and seen["overlay"]
+    assert not seen["accept_enabled"] and seen["report"] == "" and not seen["finished"]
+    assert win.panel.accept_button.isEnabled() and win.panel.findings_report.text()
+    assert 0 < win.first_result_ms
+
+
 def test_read_shows_findings_overlay_and_draft_report(qtbot, read_window):
     win, result = read_window, read_window.result
     panel, state = win.panel, read_window.sink.session.state()

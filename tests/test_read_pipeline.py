@@ -114,3 +114,17 @@ def test_read_opens_no_socket(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_network)
     result = read_radiograph(CHEST["cr_mono1"])
     assert result.findings and result.report is not None
+
+
+def test_findings_arrive_early_as_a_copy_the_rest_of_the_read_does_not_change():
+    early = []
+    result = read_radiograph(CHEST["nih_dx"], on_findings=early.append)
+    assert len(early) == 1
+    first = early[0]
+    assert [f.label for f in first.findings] == [f.label for f in result.findings]
+    assert [f.probability for f in first.findings] == [f.probability for f in result.findings]
+    assert set(first.saliency) == set(result.saliency) and first.qa.accepted
+    assert first.report is None and first.radiomics_table == {}
+    assert set(first.timings_ms) < set(result.timings_ms) and "radiomics" not in first.timings_ms
+    assert result.report is not None and any(f.evidence for f in result.findings if f.positive)
+    assert not any(f.evidence for f in first.findings)  # the full read's evidence did not leak into the copy

@@ -239,6 +239,15 @@ class AIPanel(QObject):
             self.table.selectRow(0)
         self._update_details()
 
+    def show_findings_first(self, result: ReadResult) -> None:
+        """Findings and saliency before the evidence and draft report: shown, but decisions, signing and
+        report edits stay off until `set_result` brings the complete result (a fraction of a second)."""
+        self.set_result(result)
+        for section in self.sections():
+            section.set_read_only(True)
+        for button in (self.sign_button, self.accept_button, self.reject_button, self.uncertain_button):
+            button.setEnabled(False)
+
     def _append_row(self, finding: Finding) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)

@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
     image_shown = Signal(str)  # path of the image now on screen
     preview_shown = Signal(str)  # path of an image whose reduced-resolution first picture is on screen
     image_failed = Signal(str)  # why an image could not be opened
+    findings_shown = Signal()  # the read's findings and saliency are on screen; evidence and report follow
     read_finished = Signal(bool)  # True: an AI result is on screen; False: refused, failed or cancelled
 
     def __init__(self, sink: EventSink, *, auto_read: bool = True, settings: QSettings | None = None):
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         self.signed = False
         self.last_open_ms: float | None = None  # open request -> first picture painted (preview or full)
         self.full_open_ms: float | None = None  # open request -> full-resolution image on screen
+        self.first_result_ms: float | None = None  # read start -> findings and saliency on screen
         self._image_serial = 0
         self._jobs: set[Job] = set()
         self._read_job: Job | None = None
@@ -298,17 +300,29 @@ class MainWindow(QMainWindow):
             return
         radiograph, serial, started = self.loaded.radiograph, self._image_serial, time.perf_counter()
 
-        def read(_ctx: JobContext) -> ReadResult:
+        def read(context: JobContext) -> ReadResult:
             from radassist.pipeline.read import ReadOptions, read_radiograph
 
-            return read_radiograph(radiograph, ReadOptions(enforce_qa=False))
+            return read_radiograph(radiograph, ReadOptions(enforce_qa=False), on_findings=context.deliver_partial)
 
         job = Job(read, "The AI read")
+        job.partial.connect(lambda partial: self._findings_ready(job, serial, started, partial))
         job.succeeded.connect(lambda result: self._read_done(job, serial, started, result))
         job.failed.connect(lambda message, expected: self._read_failed(job, serial, message, expected))
         self._read_job = job
         self.panel.show_busy("AI read running (Esc cancels)…")
         self._start(job)
+
+    def _findings_ready(self, job: Job, serial: int, started: float, partial: ReadResult) -> None:
+        """Findings and saliency first (about half the read); decisions wait for the complete result, so
+        nothing the radiologist does is overwritten when it arrives."""
+        if job is not self._read_job or serial != self._image_serial or not partial.qa.accepted:
+            return
+        self.first_result_ms = (time.perf_counter() - started) * 1000.0
+        self.viewer.set_result(partial)
+        self.panel.show_findings_first(partial)
+        self.panel.show_busy(f"Findings in {self.first_result_ms:.0f} ms; radiomics evidence and draft report…")
+        self.findings_shown.emit()
 
     def _read_done(self, job: Job, serial: int, started: float, result: ReadResult) -> None:
         if job is not self._read_job or serial != self._image_serial:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,9 +54,12 @@ def _refuse_or_record(result: ReadResult, options: ReadOptions) -> None:
         raise InputRefused(f"{Path(result.meta.source_path).name} was not read: {result.qa.reason}")
 
 
-def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOptions = ReadOptions()
-                    ) -> ReadResult:
-    """Read one image. Raises InputRefused for unreadable input and (with enforce_qa) for QA refusals."""
+def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOptions = ReadOptions(),
+                    on_findings: Callable[[ReadResult], None] | None = None) -> ReadResult:
+    """Read one image. Raises InputRefused for unreadable input and (with enforce_qa) for QA refusals.
+
+    `on_findings` gets a copy of the result as soon as findings and saliency exist, before radiomics and
+    the report (about half the read): a viewer shows them while the rest is computed."""
     from radassist.explain import saliency as sal
     from radassist.imaging import qa
     from radassist.imaging.lungs import segment_lungs, zone_at
@@ -119,6 +122,8 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                 conditional_on=label.get("conditional_on"),
             ))
         result.saliency = maps
+    if on_findings is not None:
+        on_findings(replace(result, findings=[replace(f) for f in result.findings], timings_ms=dict(timer.timings)))
 
     if options.radiomics:
         with timer.stage("radiomics"):
