@@ -31,6 +31,7 @@ def test_large_image_map_comes_back_at_image_size_with_its_peak() -> None:
     working_centre = (centre[0] / maps.stride, centre[1] / maps.stride)
     maps.add("opacity", _blob(maps.working_shape, working_centre, 12))
     assert list(maps) == ["opacity"] and len(maps) == 1
+    assert "opacity" in maps and "other" not in maps and maps._full == {}  # asking does not resample
     full = maps["opacity"]
     assert full.shape == shape and full.dtype == np.float32
     assert 0.0 <= float(full.min()) and float(full.max()) <= 1.0 + 1e-6
