@@ -264,7 +264,7 @@ def test_drag_and_drop_opens_files(qtbot, window, resources):
     """The window's drag handlers, called with real events (Qt dispatches drops only during a real drag)."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(resources / PNG_SAMPLE))])
-    enter = QDragEnterEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(QPoint(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     window.dragEnterEvent(enter)
     assert enter.isAccepted() and window.acceptDrops()
