@@ -3,6 +3,7 @@ brought from model-input space back to image pixels, restricted to the lungs, wi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
@@ -86,14 +87,24 @@ def lung_envelope(lung_labels: np.ndarray, margin_fraction: float = 0.03) -> np.
     """The lungs grown by a small margin, so opacity at the lung edge (effusion, hilum) is not cut off:
     every pixel within margin_fraction of the longer side (Euclidean, a disc) of a lung pixel.
 
-    An exact (SimpleITK) distance map rather than scipy.ndimage, whose import costs ~0.4 s per process."""
-    from radassist.imaging.lungs import squared_distance_to
-
+    Plain numpy, not scipy.ndimage (whose import costs ~0.4 s per process): a disc is, for each row
+    offset dy, the lungs grown sideways by isqrt(radius^2 - dy^2) and shifted by dy."""
     lungs = lung_labels > 0
-    if not lungs.any():
-        return lungs
+    rows = lungs.shape[0]
     radius = max(1, int(round(margin_fraction * max(lung_labels.shape))))
-    return squared_distance_to(lungs) <= radius * radius
+    half_width = {dy: math.isqrt(radius * radius - dy * dy) for dy in range(min(radius, rows - 1) + 1)}
+    envelope = np.zeros_like(lungs)
+    sideways = lungs  # the lungs grown by `width` px to the left and to the right
+    for width in range(radius + 1):
+        if width:
+            grown = sideways.copy()
+            grown[:, 1:] |= sideways[:, :-1]
+            grown[:, :-1] |= sideways[:, 1:]
+            sideways = grown
+        for dy in (dy for dy, w in half_width.items() if w == width):
+            envelope[dy:] |= sideways[:rows - dy]
+            envelope[:rows - dy] |= sideways[dy:]
+    return envelope
 
 
 def normalised_saliency(raw: np.ndarray, restrict_to: np.ndarray | None) -> np.ndarray:
