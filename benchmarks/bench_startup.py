@@ -1,6 +1,8 @@
-"""Start-up: `radassist view SAMPLE` from process start to (a) its window on screen and (b) the radiograph
-painted in it, and peak RSS; against a bare PySide6 QMainWindow started the same way (the floor any Qt
-viewer pays). No AI read, offscreen platform.
+"""Start-up: `radassist view IMAGE` from process start to (a) its window on screen, (b) the first picture
+(the reduced-resolution preview of a JPEG 2000 file) and (c) the full radiograph painted, and peak RSS;
+against a bare PySide6 QMainWindow started the same way (the floor any Qt viewer pays). Images: the
+bundled 1024 x 1024 DICOM and the 3000 x 3000 JPEG 2000 lossless chest DICOM of large_dicom.py (a PACS
+image opened straight from the command line). No AI read, offscreen platform.
 
 The times come from the child: a probe hooks MainWindow (window up = first event-loop turn after show();
 image = its `image_shown` signal) and prints CLOCK_MONOTONIC stamps, which the parent subtracts from its
@@ -23,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import emit_json, print_table  # noqa: E402
+from large_dicom import large_chest_dicoms  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "resources" / "samples" / "nih_cxr14_no_finding.dcm"
@@ -52,6 +55,7 @@ original_init = MainWindow.__init__
 def hooked_init(self, *args, **kwargs):
     original_init(self, *args, **kwargs)
     QTimer.singleShot(0, lambda: stamp("window"))
+    self.preview_shown.connect(lambda _path: stamp("preview"))
     self.image_shown.connect(lambda _path: (stamp("image"), QApplication.quit()))
 
 MainWindow.__init__ = hooked_init
@@ -79,26 +83,29 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    j2k = large_chest_dicoms()["j2k"]
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RADASSIST_DATA_DIR"] = tmp
         timed_child(RADASSIST_VIEW, str(SAMPLE))  # once unmeasured: the OS file cache, as on a used workstation
         runs = {"bare PySide6 window": [timed_child(BARE_QT) for _ in range(args.runs)],
-                "radassist view (no read)": [timed_child(RADASSIST_VIEW, str(SAMPLE)) for _ in range(args.runs)]}
+                "radassist view 1024 DICOM": [timed_child(RADASSIST_VIEW, str(SAMPLE)) for _ in range(args.runs)],
+                "radassist view 3000 JPEG 2000": [timed_child(RADASSIST_VIEW, str(j2k)) for _ in range(args.runs)]}
     baseline = statistics.median(r["window"] for r in runs["bare PySide6 window"])
     rows, results = [], {}
     for name, samples in runs.items():
         entry = {key: round(statistics.median(s[key] for s in samples), 3)
-                 for key in ("window", "image", "exit") if key in samples[0]}
+                 for key in ("window", "preview", "image", "exit") if all(key in s for s in samples)}
         entry["peak_rss_mib"] = round(max(s["rss_mib"] for s in samples), 1)
         entry["window_ratio_vs_bare_qt"] = round(entry["window"] / baseline, 3)
         results[name] = entry
-        shown = entry.get("image", entry["window"])
-        rows.append([name, entry["window"], entry.get("image", ""), entry["exit"], entry["peak_rss_mib"],
-                     entry["window_ratio_vs_bare_qt"], "yes" if shown <= GOAL_S else "NO"])
-    print_table(f"start-up, median of {args.runs} runs (seconds from process start; goal: image on screen "
-                f"<= {GOAL_S} s)",
-                ["program", "window up", "image painted", "process exit", "peak RSS MiB", "window ratio vs bare Qt",
-                 "within goal"], rows)
+        first_picture = entry.get("preview", entry.get("image", entry["window"]))
+        rows.append([name, entry["window"], entry.get("preview", ""), entry.get("image", ""), entry["exit"],
+                     entry["peak_rss_mib"], entry["window_ratio_vs_bare_qt"],
+                     "yes" if first_picture <= GOAL_S else "NO"])
+    print_table(f"start-up, median of {args.runs} runs (seconds from process start; goal: first picture on "
+                f"screen <= {GOAL_S} s)",
+                ["program", "window up", "preview painted", "image painted", "process exit", "peak RSS MiB",
+                 "window ratio vs bare Qt", "within goal"], rows)
     emit_json("startup", {**results, "runs": args.runs, "load_average": round(os.getloadavg()[0], 2)})
 
 
