@@ -224,6 +224,15 @@ def test_decoder_helper_is_started_ahead_and_decodes_the_first_compressed_image(
     assert window._decoder._pool is pool and set(pool._processes) == helpers  # no second process was spawned
 
 
+def test_models_are_loaded_in_the_background_at_start(qtbot, window):
+    from radassist.inference import engine
+
+    engine._cache.clear()  # sessions other tests built would make this pass without the warm-up
+    window.prepare_read()  # what run_viewer does once the window is shown (with auto-read on)
+    qtbot.waitUntil(lambda: not window._jobs, timeout=120_000)
+    assert {s.card.data["task"] for s in engine._cache.values()} >= {"classification", "lung_segmentation"}
+
+
 # ----------------------------------------------------------------------------------------- study browser
 def test_dicomdir_folder_is_listed_by_patient_study_series(qtbot, window, test_data, tmp_path):
     from pydicom.fileset import FileSet

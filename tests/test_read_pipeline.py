@@ -128,3 +128,17 @@ def test_findings_arrive_early_as_a_copy_the_rest_of_the_read_does_not_change():
     assert set(first.timings_ms) < set(result.timings_ms) and "radiomics" not in first.timings_ms
     assert result.report is not None and any(f.evidence for f in result.findings if f.positive)
     assert not any(f.evidence for f in first.findings)  # the full read's evidence did not leak into the copy
+
+
+def test_prepare_read_loads_both_models_pyradiomics_and_the_knowledge_graph():
+    code = ("import json, sys\n"
+            "from radassist.pipeline.read import prepare_read\n"
+            "from radassist.inference import engine\n"
+            "prepare_read()\n"
+            "print(json.dumps({'tasks': sorted(s.card.data['task'] for s in engine._cache.values()),\n"
+            "                  'modules': [m in sys.modules for m in ('radiomics.featureextractor',\n"
+            "                                                         'radassist.findings.report')]}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout)
+    assert loaded == {"tasks": ["classification", "lung_segmentation"], "modules": [True, True]}

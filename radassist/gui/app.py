@@ -62,7 +62,13 @@ def run_viewer(paths: list[str], *, record: bool = True, store: str | None = Non
     if screenshot is not None or offscreen:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
-    window.start_decoder()
+    if not paths:
+        # Nothing to show yet: start the compressed-DICOM helper and load the models while the radiologist
+        # picks a study. With an image to open they would only compete with it for the CPU (measured on 2
+        # cores: the image 0.1-0.4 s later, and no earlier JPEG 2000 preview), and its read loads them anyway.
+        window.start_decoder()
+        if auto_read:
+            window.prepare_read()
     if screenshot is None:
         if paths:
             window.open_paths(paths)

@@ -99,6 +99,17 @@ class MainWindow(QMainWindow):
         self._wire()
         self._restore_settings()
 
+    def prepare_read(self) -> None:
+        """Load the models, pyradiomics and the knowledge graph in the background (the application does
+        this at start-up), so the first AI read of the session is as fast as the others. A failure here
+        is left for that read to report, in its own words."""
+        def prepare(_context: JobContext) -> None:
+            from radassist.pipeline.read import prepare_read
+
+            prepare_read()
+
+        self._start(Job(prepare, "Loading the AI models"))
+
     def start_decoder(self) -> None:
         """Start the compressed-DICOM helper process now (the application does this once the window is
         shown; tests that never open a compressed image leave it unstarted)."""

@@ -137,6 +137,25 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
     return result
 
 
+def prepare_read(options: ReadOptions = ReadOptions()) -> None:
+    """Load what a read needs once per process (pydicom, both model sessions, pyradiomics, the knowledge graph),
+    so the first read costs what every later read does; in a fresh process that first read was ~5x
+    slower. The viewer calls this in the background when it starts."""
+    import pydicom  # noqa: F401  (the DICOM reader's dependency: ~0.35 s to import)
+
+    from radassist.explain.radiomics import prepare
+    from radassist.findings.knowledge import load_knowledge_graph
+    from radassist.findings.report import draft_report  # noqa: F401  (import cost only)
+    from radassist.inference.engine import load_model
+
+    load_model(options.lungseg)
+    load_model(options.classifier)
+    if options.radiomics:
+        prepare()
+    if options.report:
+        load_knowledge_graph()
+
+
 def _downsample(values: np.ndarray, side: int) -> np.ndarray:
     step = max(1, int(np.ceil(max(values.shape) / side)))
     return values[::step, ::step]
@@ -144,7 +163,7 @@ def _downsample(values: np.ndarray, side: int) -> np.ndarray:
 
 def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, maps: SaliencyMaps, result: ReadResult) -> None:
     """Radiomics of each lung and of the most salient region of the strongest positive finding."""
-    from radassist.explain.radiomics import evidence_statements, region_table
+    from radassist.explain.radiomics import RUNTIME_FEATURE_CLASSES, evidence_statements, region_table
     from radassist.imaging.windowing import apply_window, model_window
 
     # Window only the pixels kept: the same values as downsampling the windowed image, at 1/step^2 the cost.
@@ -160,7 +179,7 @@ def _add_radiomics(image: Radiograph, lung_labels: np.ndarray, maps: SaliencyMap
         side_label = 1 if salient_side == "right_lung" else 2
         saliency = maps.at_shape(lead.label, labels.shape)
         regions["salient"] = (saliency >= 0.5) & (labels == side_label)
-    result.radiomics_table = region_table(image01, regions, ("firstorder", "glcm"))
+    result.radiomics_table = region_table(image01, regions, RUNTIME_FEATURE_CLASSES)
     statements = evidence_statements(result.radiomics_table, salient_side)
     if lead is not None:
         lead.evidence = statements
