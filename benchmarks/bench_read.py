@@ -61,7 +61,7 @@ def stage_times(images: list[Path], runs: int) -> dict:
                 per_stage.setdefault(stage, []).append(ms)
             t = result.timings_ms
             per_stage.setdefault("first AI result (findings + saliency)", []).append(
-                sum(t[s] for s in FIRST_RESULT_STAGES))
+                sum(t.get(s, 0.0) for s in FIRST_RESULT_STAGES))  # older versions had no "qa" stage
             per_stage.setdefault("complete read (wall clock)", []).append(wall)
     return {k: {"median_ms": round(float(np.median(v)), 2), "p95_ms": round(float(np.percentile(v, 95)), 2),
                 "n": len(v)} for k, v in per_stage.items() if k != "load"}

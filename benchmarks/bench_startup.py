@@ -59,7 +59,10 @@ def hooked_init(self, *args, **kwargs):
     QTimer.singleShot(0, lambda: stamp("window"))
     self.preview_shown.connect(lambda _path: stamp("preview"))
     self.image_shown.connect(lambda _path: stamp("image"))
-    self.findings_shown.connect(lambda: stamp("findings"))
+    if hasattr(self, "findings_shown"):  # versions before findings-first showed everything at the end
+        self.findings_shown.connect(lambda: stamp("findings"))
+    else:
+        self.read_finished.connect(lambda *_: stamp("findings"))
     (self.read_finished if WITH_READ else self.image_shown).connect(lambda *_: (stamp("done"), QApplication.quit()))
     if LATER:  # the study-list workflow: the viewer starts empty, the radiologist opens a study later
         QTimer.singleShot(LATER_MS, lambda: (stamp("open"), self.open_image(sys.argv[1])))

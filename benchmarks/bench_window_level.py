@@ -167,8 +167,10 @@ def read_cases(paths: dict[str, Path], repeats: int) -> dict[str, dict]:
     stamps: dict[str, float] = {}
     loop = QEventLoop()
     window.image_shown.connect(lambda _path: stamps.setdefault("image", time.perf_counter()))
-    window.findings_shown.connect(lambda: stamps.setdefault("findings", time.perf_counter()))
-    window.read_finished.connect(lambda _ok: (stamps.setdefault("done", time.perf_counter()), loop.quit()))
+    if hasattr(window, "findings_shown"):  # versions before findings-first showed everything at the end
+        window.findings_shown.connect(lambda: stamps.setdefault("findings", time.perf_counter()))
+    window.read_finished.connect(lambda _ok: (stamps.setdefault("done", time.perf_counter()),
+                                              stamps.setdefault("findings", stamps["done"]), loop.quit()))
     results = {}
     for name, path in paths.items():
         first, complete = [], []

@@ -61,3 +61,13 @@ def test_working_box_covers_the_same_part_of_the_image() -> None:
     full = maps["finding"]
     assert full[:250].max() == 0.0 and full[2750:].max() == 0.0  # outside the crop stays empty
     assert full[400:2600].min() == pytest.approx(1.0)
+
+
+def test_display_bytes_match_the_quantised_float_map_within_a_grey_level() -> None:
+    maps = SaliencyMaps((3000, 2800))
+    maps.add("opacity", _blob(maps.working_shape, (200.0, 150.0), 40))
+    display = maps.as_uint8("opacity")
+    assert display.shape == (3000, 2800) and display.dtype == np.uint8
+    reference = np.rint(np.clip(maps["opacity"], 0.0, 1.0) * 255.0).astype(np.int16)
+    assert np.abs(display.astype(np.int16) - reference).max() <= 1
+    assert display.max() >= 254

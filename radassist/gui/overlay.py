@@ -28,9 +28,11 @@ class OverlayState(QObject):
     def set_result(self, result: ReadResult | None) -> None:
         """Take the result's maps; select the most probable positive finding (else the most probable)."""
         self.serial += 1
-        # Quantised on first display, not here: at 3000 x 3000 each map costs ~60 ms on the GUI thread.
-        self.maps = result.saliency if result else {}
-        self._quantised = {}
+        # Quantised on first display, not here: at 3000 x 3000 each map costs ~30 ms on the GUI thread.
+        # The complete result of a read carries the maps its findings-first copy showed: keep those.
+        maps = result.saliency if result else {}
+        if maps is not self.maps:
+            self.maps, self._quantised = maps, {}
         findings = [f for f in (result.findings if result else []) if f.label in self.maps]
         ranked = sorted(findings, key=lambda f: (f.positive, f.probability), reverse=True)
         self.label = ranked[0].label if ranked else None
@@ -41,7 +43,10 @@ class OverlayState(QObject):
         if not (self.visible and self.label in self.maps):
             return None
         if self.label not in self._quantised:
-            self._quantised[self.label] = saliency_bytes(self.maps[self.label])
+            # A read's SaliencyMaps quantise at their working resolution (~100 ms less at 3000 x 3000);
+            # asked by name, so start-up does not import the explain package (and Pillow) for it.
+            as_uint8 = getattr(self.maps, "as_uint8", None)
+            self._quantised[self.label] = as_uint8(self.label) if as_uint8 else saliency_bytes(self.maps[self.label])
         return self._quantised[self.label]
 
     def set_label(self, label: str | None) -> None:
