@@ -32,7 +32,7 @@ class SaliencyMaps(Mapping[str, np.ndarray]):
     brought to image size only for the labels a caller asks for.
 
     Why: a CAM has a few cells per side, so the working copy loses nothing, while doing the masking and
-    normalisation at 3000 x 3000 cost ~180 ms and 36 MB per label on every read, for maps the radiologist
+    normalisation at 3000 x 3000 cost ~150 ms and 36 MB per label on every read, for maps the radiologist
     may never display. `maps[label]` is the image-size float32 map in [0, 1], as before."""
 
     def __init__(self, image_shape: tuple[int, int]) -> None:
@@ -62,7 +62,7 @@ class SaliencyMaps(Mapping[str, np.ndarray]):
 
     def as_uint8(self, label: str) -> np.ndarray:
         """The map as uint8 (0-255) at image size, for display: quantised at the working resolution and
-        upsampled as 8-bit, which at 3000 x 3000 takes ~15 ms instead of ~100 ms through the float map
+        upsampled as 8-bit, which at 3000 x 3000 took ~30 ms here instead of ~100 ms through the float map
         (values within one grey level of quantising the float map)."""
         working = np.rint(np.clip(self._working[label], 0.0, 1.0) * 255.0).astype(np.uint8)
         if working.shape == self.image_shape:
