@@ -7,23 +7,18 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
-from PIL import Image
+
+from radassist.imaging.resample import resize_plane
 
 CropBox = tuple[int, int, int, int]  # row0, col0, row1, col1 in image pixels
 WORKING_SIDE = 512  # px: longest side at which maps are computed (a CAM has a few cells per side)
-
-
-def _resize(values: np.ndarray, rows: int, columns: int) -> np.ndarray:
-    """Bilinear resize of a float map (PIL 'F' mode is several times faster than scipy.ndimage.zoom)."""
-    return np.asarray(Image.fromarray(values.astype(np.float32), mode="F").resize(
-        (columns, rows), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def to_image_space(model_map: np.ndarray, crop_box: CropBox, image_shape: tuple[int, int]) -> np.ndarray:
     """A map over the model input (which covers `crop_box` of the image) -> a map at image size, 0 outside."""
     row0, col0, row1, col1 = crop_box
     full = np.zeros(image_shape, dtype=np.float32)
-    full[row0:row1, col0:col1] = _resize(model_map, row1 - row0, col1 - col0)
+    full[row0:row1, col0:col1] = resize_plane(model_map, row1 - row0, col1 - col0)
     return full
 
 
@@ -58,7 +53,7 @@ class SaliencyMaps(Mapping[str, np.ndarray]):
     def at_shape(self, label: str, shape: tuple[int, int]) -> np.ndarray:
         """The map resampled (bilinear) to any grid covering the whole image, e.g. a radiomics grid."""
         working = self._working[label]
-        return working if working.shape == tuple(shape) else _resize(working, int(shape[0]), int(shape[1]))
+        return working if working.shape == tuple(shape) else resize_plane(working, int(shape[0]), int(shape[1]))
 
     def as_uint8(self, label: str) -> np.ndarray:
         """The map as uint8 (0-255) at image size, for display: quantised at the working resolution and
@@ -67,8 +62,7 @@ class SaliencyMaps(Mapping[str, np.ndarray]):
         working = np.rint(np.clip(self._working[label], 0.0, 1.0) * 255.0).astype(np.uint8)
         if working.shape == self.image_shape:
             return working
-        rows, columns = self.image_shape
-        return np.asarray(Image.fromarray(working).resize((columns, rows), Image.Resampling.BILINEAR))
+        return resize_plane(working, *self.image_shape)
 
     def peak(self, label: str) -> tuple[int, int] | None:
         """The map's maximum in image pixels (the centre of the working cell), None for an empty map."""

@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from radassist.errors import ModelError
+from radassist.imaging.resample import resize_plane
 from radassist.imaging.windowing import normalized_for_model
 from radassist.io.image import Radiograph
 
@@ -44,15 +45,6 @@ class Box(NamedTuple):
     left: int
     bottom: int
     right: int
-
-
-def resize_plane(plane: np.ndarray, rows: int, columns: int,
-                 resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
-    """Resize a float32 or uint8 plane with Pillow (antialiased when shrinking, so large DICOMs do not
-    alias; uint8 upsampling is about twice as fast as float)."""
-    dtype = np.uint8 if plane.dtype == np.uint8 else np.float32
-    image = Image.fromarray(np.ascontiguousarray(plane, dtype=dtype))
-    return np.asarray(image.resize((columns, rows), resample))
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from radassist.errors import InputRefused, ModelError
+from radassist.imaging.resample import resize_plane
 from radassist.imaging.windowing import normalized_for_model
 from radassist.io.image import Radiograph
 
@@ -69,8 +69,7 @@ def preprocess(image: Radiograph, spec: dict) -> PreprocessedImage:
     row0, col0, row1, col1 = box
     crop = dataclasses.replace(image, pixels=image.pixels[row0:row1, col0:col1])
     unit = normalized_for_model(crop)  # float32 [0, 1], window computed on what the model sees
-    resized = np.asarray(Image.fromarray(np.ascontiguousarray(unit, dtype=np.float32))
-                         .resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    resized = resize_plane(unit, size, size)
     mean = float(resized.mean())
     std = float(resized.std())
     tensor = (resized - mean) / max(std, 1e-3)

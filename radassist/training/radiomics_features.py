@@ -45,10 +45,11 @@ def lung_mask_in_crop(image: Radiograph, pre: PreprocessedImage, region: str) ->
     from PIL import Image
 
     from radassist.imaging.lungs import segment_lungs
+    from radassist.imaging.resample import resize_plane
 
     row0, col0, row1, col1 = pre.crop_box
     lungs = segment_lungs(image).mask[row0:row1, col0:col1]
-    mask = np.asarray(Image.fromarray(lungs.astype(np.uint8) * 255).resize((size, size), Image.Resampling.NEAREST)) > 127
+    mask = resize_plane(lungs.astype(np.uint8) * 255, size, size, Image.Resampling.NEAREST) > 127
     return mask if mask.sum() >= 0.02 * mask.size else template_mask(size)
 
 

@@ -11,14 +11,15 @@ detector on purpose: bright-blob heuristics mark ribs and clavicles as often as 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+
+from radassist.imaging.resample import resize_plane
 
 BORDER_FRACTION = 0.1  # band width as a fraction of the side (covers 36 % of the area)
 CORNER_FRACTION = 0.2  # corner boxes of 20 % x 20 % of the side (cover 16 % of the area)
 
 
 def upsample(cam: np.ndarray, size: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(cam.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR))
+    return resize_plane(cam, size, size)
 
 
 def border_band(size: int) -> np.ndarray:
