@@ -26,18 +26,8 @@ from typing import Any
 from radassist.errors import ModelError
 from radassist.paths import APP_NAME, resources_dir
 
-
-class _Namespace(str):
-    """An IRI prefix whose attributes are IRIs (`RA.Thorax`), like rdflib's Namespace but without importing it."""
-
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return str(self) + name
-
-
-RA = _Namespace("http://radassist.example/kg#")
-SKOS_NS = _Namespace("http://www.w3.org/2004/02/skos/core#")
+RA = "http://radassist.example/kg#"  # IRI prefix of RadAssist's own nodes and predicates
+SKOS_PREFIX = "http://www.w3.org/2004/02/skos/core#"
 
 # Node kinds a report can mention, as class local names. Measurements are recognised but never labelled.
 LABELLED_KINDS = ("Finding", "Pattern", "Diagnosis", "NormalStatement", "StudyStatement")
@@ -46,12 +36,12 @@ LOCATION_KINDS = ("Location", "Zone", "Lobe")
 
 # The node-to-node relations the questions below follow: predicate local name -> predicate IRI.
 RELATIONS = {
-    "broader": SKOS_NS.broader,
-    "suggests": RA.suggests,
-    "typicalPattern": RA.typicalPattern,
-    "excludes": RA.excludes,
-    "locatedIn": RA.locatedIn,
-    "partOf": RA.partOf,
+    "broader": SKOS_PREFIX + "broader",
+    "suggests": RA + "suggests",
+    "typicalPattern": RA + "typicalPattern",
+    "excludes": RA + "excludes",
+    "locatedIn": RA + "locatedIn",
+    "partOf": RA + "partOf",
 }
 
 # Part of every cache file's name: bump it when the compiled form, or how Turtle is read into it, changes.

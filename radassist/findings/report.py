@@ -115,7 +115,7 @@ def draft_report(result: ReadResult, *, templates: ReportTemplates | None = None
         if bands[finding.label].name in templates.evidence["from_bands"]:
             writer.evidence(finding, bands[finding.label])
     if templates.not_assessed_note:
-        writer.add(ReportSentence(FINDINGS, templates.not_assessed_note, str(RA.Thorax), None, None,
+        writer.add(ReportSentence(FINDINGS, templates.not_assessed_note, RA + "Thorax", None, None,
                                   "not_assessed", "findings-not-assessed"))
 
     if not any(s.section == IMPRESSION for s in writer.sentences):
