@@ -30,7 +30,7 @@ import numpy as np
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("RADASSIST_DATA_DIR", tempfile.mkdtemp(prefix="radassist_bench_gui_"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import emit_json, print_table  # noqa: E402
+from harness import emit_json, measure, print_table  # noqa: E402
 from large_dicom import large_chest_dicoms  # noqa: E402
 
 PANE = (800, 900)
@@ -39,22 +39,6 @@ GOAL_MS = 8.0
 FIRST_RESULT_GOAL_MS = 100.0
 COMPLETE_GOAL_MS = 250.0
 REPO = Path(__file__).resolve().parent.parent
-
-
-def measure(fn, runs: int, warmup: int = 3) -> dict:
-    """Wall-clock median/p95 (what the user waits) and GUI-thread CPU median/p95 (the same work without
-    the waiting for a core that a shared, loaded machine adds; Qt's own raster helper threads excluded)."""
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(runs):
-        wall_start, cpu_start = time.perf_counter(), time.thread_time()
-        fn()
-        wall.append((time.perf_counter() - wall_start) * 1000.0)
-        cpu.append((time.thread_time() - cpu_start) * 1000.0)
-    return {"median_ms": round(float(np.median(wall)), 3), "p95_ms": round(float(np.percentile(wall, 95)), 3),
-            "cpu_median_ms": round(float(np.median(cpu)), 3), "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 3),
-            "runs": runs}
 
 
 def frame_cases(path: Path, runs: int) -> dict[str, dict]:
@@ -96,11 +80,11 @@ def frame_cases(path: Path, runs: int) -> dict[str, dict]:
 
     results = {}
     view.fit()
-    results["fast: 1 pane fitted"] = measure(lambda: window_frame(pane, pane_target), runs)
+    results["fast: 1 pane fitted"] = measure(lambda: window_frame(pane, pane_target), runs, warmup=3)
     viewer.one_to_one()
-    results["fast: 1 pane at 1:1"] = measure(lambda: window_frame(pane, pane_target), runs)
+    results["fast: 1 pane at 1:1"] = measure(lambda: window_frame(pane, pane_target), runs, warmup=3)
     view.fit()
-    results["fast: viewer, 2 panes + overlay"] = measure(lambda: window_frame(viewer, viewer_target), runs)
+    results["fast: viewer, 2 panes + overlay"] = measure(lambda: window_frame(viewer, viewer_target), runs, warmup=3)
     buffer = np.empty(pixels.shape, dtype=np.float32)
 
     def naive_frame() -> None:
