@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,23 @@ class EvidenceStatement:
     reference: float | None = None  # the comparison value (e.g. contralateral lung)
 
 
+class MeasurementKind(str, Enum):
+    """What a measurement measures (its value is the key `read --json` shows under `measurements`)."""
+
+    CARDIOTHORACIC_RATIO = "cardiothoracic_ratio"  # widest heart width / widest inner thoracic width
+
+
+@dataclass
+class Measurement:
+    """A quantity measured on the image (not a model probability), e.g. the cardiothoracic ratio."""
+
+    kind: MeasurementKind
+    value: float  # in `unit`; a ratio has unit ""
+    unit: str = ""
+    points: tuple[tuple[float, float], ...] = ()  # (row, column) end points of the measured lines, image pixels
+    note: str | None = None  # a caveat to show with the value, e.g. "AP film: the ratio overestimates heart size"
+
+
 @dataclass
 class Finding:
     """One model output, calibrated, with where the model looked."""
@@ -49,6 +67,16 @@ class Finding:
     conditional_on: str | None = None  # e.g. "pneumonia" for viral_pattern (meaningful only if that is positive)
 
 
+class AnatomySection(str, Enum):
+    """The parts of FINDINGS a radiologist expects, in report order."""
+
+    LUNGS = "Lungs"
+    PLEURA = "Pleura"
+    HEART_AND_MEDIASTINUM = "Heart and mediastinum"
+    LINES_AND_TUBES = "Lines and tubes"
+    BONES = "Bones"
+
+
 @dataclass
 class ReportSentence:
     """One sentence of the draft report with where it came from."""
@@ -60,6 +88,7 @@ class ReportSentence:
     probability: float | None
     band: str | None  # hedging band used, e.g. "likely"
     sentence_id: str = ""  # stable id for per-sentence edit logging
+    anatomy: AnatomySection | None = None  # the FINDINGS part it belongs to (None in IMPRESSION)
 
 
 @dataclass
@@ -70,7 +99,16 @@ class DraftReport:
         return " ".join(s.text for s in self.sentences if s.section == section)
 
     def text(self) -> str:
-        return f"FINDINGS: {self.section_text('FINDINGS')}\n\nIMPRESSION: {self.section_text('IMPRESSION')}\n"
+        """FINDINGS one line per anatomy section ("Lungs: ..."), then IMPRESSION."""
+        lines = ["FINDINGS:"]
+        loose = " ".join(s.text for s in self.sentences if s.section == "FINDINGS" and s.anatomy is None)
+        if loose:
+            lines.append(loose)
+        for part in AnatomySection:
+            said = " ".join(s.text for s in self.sentences if s.section == "FINDINGS" and s.anatomy is part)
+            if said:
+                lines.append(f"{part.value}: {said}")
+        return "\n".join(lines) + f"\n\nIMPRESSION: {self.section_text('IMPRESSION')}\n"
 
 
 @dataclass
@@ -89,6 +127,7 @@ class ReadResult:
     radiomics_table: dict[str, dict[str, float]] = field(default_factory=dict)  # region -> feature -> value
     report: DraftReport | None = None
     embedding_distance: float | None = None
+    measurements: dict[MeasurementKind, Measurement] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def finding(self, label: str) -> Finding | None:
