@@ -9,8 +9,10 @@ RGB conversion and multi-frame files (first frame). The source file is opened re
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
+import re
 import sys
 import warnings
 import zlib
@@ -310,6 +312,26 @@ def _to_gray(pixels: np.ndarray, photometric: str) -> tuple[np.ndarray, str | No
     return pixels, None
 
 
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+
+
+def _age_years(ds) -> float | None:
+    """Age at the study: PatientAge ("045Y", "006M", "010W", "003D"), else StudyDate - PatientBirthDate;
+    None when neither is present and well formed (a malformed age is ignored, never an error)."""
+    age = _text(ds, "PatientAge")
+    match = re.fullmatch(r"(\d{1,3})\s*([DWMY])", (age or "").upper())
+    if match:
+        return round(int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2)], 3)
+    birth, study = _text(ds, "PatientBirthDate"), _text(ds, "StudyDate")
+    try:
+        born = datetime.date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
+        seen = datetime.date(int(study[:4]), int(study[4:6]), int(study[6:8]))
+    except (TypeError, ValueError):
+        return None
+    days = (seen - born).days
+    return round(days / 365.25, 3) if 0 <= days <= 130 * 365.25 else None
+
+
 def read_dicom(path: Path) -> Radiograph:
     with quiet_decoders():
         return _read_dicom(path)
@@ -346,6 +368,7 @@ def read_metadata(ds, path: Path) -> ImageMetadata:
         burned_in_annotation=_text(ds, "BurnedInAnnotation"),
     )
     meta.pixel_spacing_mm, meta.pixel_spacing_source = _spacing(ds)
+    meta.patient_age_years = _age_years(ds)
     if frames > 1:
         meta.warnings.append(f"multi-frame image ({frames} frames): only the first frame is shown")
     return meta

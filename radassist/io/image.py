@@ -46,6 +46,7 @@ class ImageMetadata:
     patient_name: str | None = None
     patient_id: str | None = None
     study_date: str | None = None
+    patient_age_years: float | None = None  # DICOM PatientAge, else StudyDate - PatientBirthDate (report age group)
     number_of_frames: int = 1
     burned_in_annotation: str | None = None
     voi_lut_applied: bool = False  # True when a VOI LUT sequence was used to make the default display
