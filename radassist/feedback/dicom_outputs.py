@@ -13,7 +13,7 @@ reference each other consistently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import highdicom as hd
 import numpy as np
@@ -106,10 +106,14 @@ def segmentation(image: Dataset, state: SessionState, masks: dict[str, np.ndarra
     return seg
 
 
-def measurement_report(image: Dataset, state: SessionState, *, reader_pseudonym: str, device_uid: str,
-                       uid: UidMaker) -> hd.sr.Comprehensive3DSR:
-    """TID 1500 report: the AI's and the radiologist's call per finding, and the drawn regions."""
-    person = hd.sr.ObserverContext(
+def measurement_report(image: Dataset, state: SessionState, *, reader_pseudonym: str | None, device_uid: str,
+                       uid: UidMaker, finding_sites: Mapping[str, hd.sr.FindingSite] | None = None
+                       ) -> hd.sr.Comprehensive3DSR:
+    """TID 1500 report: the AI's and the radiologist's call per finding, and the drawn regions.
+
+    `reader_pseudonym` None: no person observer (an AI pre-read nobody has reviewed yet). `finding_sites`:
+    label -> where the model located that finding, added to the AI's measurement group."""
+    person = None if reader_pseudonym is None else hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=f"{reader_pseudonym}^"))
     device = hd.sr.ObserverContext(
@@ -129,6 +133,7 @@ def measurement_report(image: Dataset, state: SessionState, *, reader_pseudonym:
                 tracking_identifier=hd.sr.TrackingIdentifier(
                     uid=uid(f"ai:{finding.label}"), identifier=f"AI {finding.label}"[:64]),
                 finding_type=code, algorithm_id=algorithm, source_images=source,
+                finding_sites=[finding_sites[finding.label]] if finding.label in (finding_sites or {}) else None,
                 measurements=[hd.sr.Measurement(name=PROBABILITY, value=float(finding.ai_probability),
                                                 unit=NO_UNITS, algorithm_id=algorithm)],
                 qualitative_evaluations=[hd.sr.QualitativeEvaluation(
