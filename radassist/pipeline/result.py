@@ -96,19 +96,17 @@ class DraftReport:
     sentences: list[ReportSentence]
 
     def section_text(self, section: str) -> str:
-        return " ".join(s.text for s in self.sentences if s.section == section)
+        """The section's sentences; those with an anatomy part one line per part, headed "Lungs: ...", "Pleura: ..."."""
+        said = [s for s in self.sentences if s.section == section]
+        lines = [" ".join(s.text for s in said if s.anatomy is None)]
+        lines += [f"{part.value}: " + " ".join(s.text for s in said if s.anatomy is part)
+                  for part in AnatomySection if any(s.anatomy is part for s in said)]
+        return "\n".join(line for line in lines if line)
 
     def text(self) -> str:
-        """FINDINGS one line per anatomy section ("Lungs: ..."), then IMPRESSION."""
-        lines = ["FINDINGS:"]
-        loose = " ".join(s.text for s in self.sentences if s.section == "FINDINGS" and s.anatomy is None)
-        if loose:
-            lines.append(loose)
-        for part in AnatomySection:
-            said = " ".join(s.text for s in self.sentences if s.section == "FINDINGS" and s.anatomy is part)
-            if said:
-                lines.append(f"{part.value}: {said}")
-        return "\n".join(lines) + f"\n\nIMPRESSION: {self.section_text('IMPRESSION')}\n"
+        by_anatomy = any(s.anatomy is not None for s in self.sentences)
+        findings = ("\n" if by_anatomy else " ") + self.section_text("FINDINGS")
+        return f"FINDINGS:{findings}\n\nIMPRESSION: {self.section_text('IMPRESSION')}\n"
 
 
 @dataclass
@@ -132,3 +130,15 @@ class ReadResult:
 
     def finding(self, label: str) -> Finding | None:
         return next((f for f in self.findings if f.label == label), None)
+
+    def condition_met(self, finding: Finding) -> bool:
+        """A conditional output (viral_pattern | pneumonia) means something only when its condition is positive;
+        hosts show, flag and overlay it only then."""
+        if finding.conditional_on is None:
+            return True
+        condition = self.finding(finding.conditional_on)
+        return condition is not None and condition.positive and self.condition_met(condition)
+
+    def flagged(self) -> list[Finding]:
+        """Positive findings whose condition holds: what a triage list, a findings table or an overlay flags."""
+        return [f for f in self.findings if f.positive and self.condition_met(f)]
