@@ -34,8 +34,13 @@ PROG = "radassist"
 
 
 def error_line(message: str) -> str:
-    """The one-line error format other tools rely on (see DESIGN.md, CLI errors)."""
-    return f"{PROG}: error: {message}"
+    """The one-line error format other tools rely on (see DESIGN.md, CLI errors).
+
+    Control characters (a newline in a file name) are escaped, so the message stays one line whatever it quotes.
+    """
+    from radassist.outputs import shown
+
+    return f"{PROG}: error: {shown(message)}"
 
 
 def _top_level_parser() -> argparse.ArgumentParser:
