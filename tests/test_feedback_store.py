@@ -141,6 +141,7 @@ def test_regions_sentences_and_signing(store: EventStore):
     assert state.regions[region].geometry["kind"] == "ellipse"
     assert state.sentences["s1"].draft_text == "Likely right lower zone opacity."
     assert "IMPRESSION: No effusion." in state.current_report_text()
+    session.accept("pneumonia")  # the AI flagged it: signing waits for a decision
     session.sign(state.current_report_text())
     with pytest.raises(InputRefused, match="signed"):
         session.accept("pneumonia")
@@ -175,6 +176,7 @@ def test_free_text_is_scrubbed_of_the_patient_before_it_is_stored(store: EventSt
     session = FeedbackSession(store, reader_id="reader")
     session.open_study(image)
     session.ai_result_shown(ai_result(image))
+    session.accept("pneumonia")
     session.sign("FINDINGS: Consolidation. Called Jane Doe (MRN778899) on 2024-03-01 at 555-0199-123.")
     stored = store.events(session.session_id)[-1].payload["text"]
     for secret in ("Jane", "Doe", "MRN778899", "2024-03-01", "555-0199-123"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from radassist.errors import InputRefused
 from radassist.pipeline.result import ReadResult
+from radassist.vocabulary import Decision
 
 
 class EventType(str, Enum):
@@ -30,7 +31,8 @@ class EventType(str, Enum):
     REGION_DRAWN = "region_drawn"
     REGION_CHANGED = "region_changed"
     REPORT_SENTENCE_EDITED = "report_sentence_edited"
-    REPORT_SIGNED = "report_signed"
+    REPORT_SIGNED = "report_signed"  # once per session; payload says whether the AI draft was signed unreviewed
+    ADDENDUM_ADDED = "addendum_added"  # text added to a signed report (never a second signature)
     UNDO = "undo"
     REDO = "redo"
 
@@ -42,11 +44,17 @@ UNDOABLE: frozenset[EventType] = frozenset({
     EventType.REPORT_SENTENCE_EDITED,
 })
 
-DECISION_OF: dict[EventType, str] = {
-    EventType.FINDING_ACCEPTED: "present",
-    EventType.FINDING_REJECTED: "absent",
-    EventType.FINDING_UNCERTAIN: "uncertain",
-    EventType.FINDING_ADDED: "present",
+DECISION_OF: dict[EventType, Decision] = {
+    EventType.FINDING_ACCEPTED: Decision.PRESENT,
+    EventType.FINDING_REJECTED: Decision.ABSENT,
+    EventType.FINDING_UNCERTAIN: Decision.UNCERTAIN,
+    EventType.FINDING_ADDED: Decision.PRESENT,
+}
+# The event that records each decision on a finding the AI assessed.
+EVENT_OF_DECISION: dict[Decision, EventType] = {
+    Decision.PRESENT: EventType.FINDING_ACCEPTED,
+    Decision.ABSENT: EventType.FINDING_REJECTED,
+    Decision.UNCERTAIN: EventType.FINDING_UNCERTAIN,
 }
 
 REQUIRED_KEYS: dict[EventType, frozenset[str]] = {
@@ -59,7 +67,8 @@ REQUIRED_KEYS: dict[EventType, frozenset[str]] = {
     EventType.REGION_DRAWN: frozenset({"region_id", "label", "geometry"}),
     EventType.REGION_CHANGED: frozenset({"region_id", "label", "geometry"}),
     EventType.REPORT_SENTENCE_EDITED: frozenset({"sentence_id", "before", "after"}),
-    EventType.REPORT_SIGNED: frozenset({"text"}),
+    EventType.REPORT_SIGNED: frozenset({"text"}),  # optional: ai_draft_unchanged (bool), undecided (labels)
+    EventType.ADDENDUM_ADDED: frozenset({"text"}),
     EventType.UNDO: frozenset({"target_event_id"}),
     EventType.REDO: frozenset({"target_event_id"}),
 }

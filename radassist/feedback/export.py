@@ -44,8 +44,10 @@ from radassist.feedback.store import EventStore
 
 EXPORT_FORMAT_VERSION = 1
 HOLDOUT_PERCENT = 20  # share of patients whose rows get split "test" (stable: decided by the pseudonym)
+# ai_draft_unchanged = 1: the reader signed the AI draft with flagged findings undecided (confirmed as
+# such); its labels echo the model, so fine-tuning must leave the row out.
 LABELS_COLUMNS = ("file", "labels", "subtype", "patient_id", "split", "view", "source_kind", "burned_in_annotation",
-                  "session_id", "final_labels")
+                  "session_id", "final_labels", "ai_draft_unchanged")
 FINDINGS_COLUMNS = ("session_id", "image_id", "patient_id", "label", "display_name", "ai_probability",
                     "ai_threshold", "ai_call", "reader_decision", "report_nlp", "final", "final_source",
                     "added_by_reader")
@@ -352,6 +354,7 @@ def _export_session(state: SessionState, session_id: str, image: _Image, pseudon
                   "seg": seg_path.relative_to(out).as_posix() if seg_path else None},
         "seconds_to_sign": seconds,
         "event_count": state.event_count,
+        "signed_ai_draft_unchanged": state.signed_ai_draft_unchanged,
     }
     return record, finding_rows
 
@@ -376,6 +379,7 @@ def _labels_row(record: dict[str, Any], image: _Image) -> dict[str, Any]:
         "split": "test" if holdout else "train", "view": image.view, "source_kind": image.source_kind,
         "burned_in_annotation": image.burned_in, "session_id": record["session_id"],
         "final_labels": ";".join(f"{label}={FINAL_VALUE[value]}" for label, value in sorted(final.items())),
+        "ai_draft_unchanged": int(record["signed_ai_draft_unchanged"]),
     }
 
 
@@ -436,7 +440,9 @@ Source kinds: {json.dumps(manifest['source_kinds'])}. BurnedInAnnotation: {json.
   finding is final-absent; empty when unknown), `subtype` (viral/bacterial when pneumonia is present and
   the viral pattern was judged), `patient_id` (pseudonym), `split` ({manifest['holdout_percent']}% of
   patients `test`, stable per patient), `view`, `source_kind`, `burned_in_annotation`, `session_id`,
-  `final_labels` (label=1 present, 0 absent, -1 uncertain). The newest signed session of an image wins.
+  `final_labels` (label=1 present, 0 absent, -1 uncertain), `ai_draft_unchanged` (1: the reader signed
+  the AI draft with flagged findings undecided, as confirmed; its labels echo the model, so leave the
+  row out of training). The newest signed session of an image wins.
 - `findings.csv`: per session and finding: AI probability, threshold and call, the reader's decision,
   the report NLP's reading of the signed text, the final label and where it came from.
 - `records.jsonl`: one record per session; `schema.json` is its JSON Schema.
@@ -491,7 +497,7 @@ RECORD_SCHEMA: dict[str, Any] = {
     "title": "RadAssist feedback record (one signed reading session)",
     "type": "object",
     "required": ["format_version", "session_id", "image_id", "patient_id", "reader", "model", "image", "findings",
-                 "regions", "report", "dicom", "seconds_to_sign", "event_count"],
+                 "regions", "report", "dicom", "seconds_to_sign", "event_count", "signed_ai_draft_unchanged"],
     "properties": {
         "format_version": {"const": EXPORT_FORMAT_VERSION},
         "session_id": {"type": "string", "pattern": "^s-[0-9a-f]{16}$"},
@@ -520,6 +526,7 @@ RECORD_SCHEMA: dict[str, Any] = {
                   "properties": {"sr": {"type": "string"}, "seg": {"type": ["string", "null"]}}},
         "seconds_to_sign": {"type": ["number", "null"]},
         "event_count": {"type": "integer", "minimum": 1},
+        "signed_ai_draft_unchanged": {"type": "boolean"},
     },
     "additionalProperties": False,
 }

@@ -33,6 +33,21 @@ def clipped(points: list[tuple[float, float]], rows: int, columns: int) -> list[
     return [(min(max(x, 0.0), float(columns)), min(max(y, 0.0), float(rows))) for x, y in points]
 
 
+def clipped_geometry(geometry: dict[str, Any], rows: int, columns: int) -> dict[str, Any]:
+    """The geometry with every coordinate inside the image [0, columns] x [0, rows]: what a region
+    drawn past the image's edge marks. An ellipse's centre is clipped and its radii kept; other keys
+    are left as they are."""
+    kind = geometry["kind"]
+    if kind == "polygon":
+        return {**geometry, "points": [[x, y] for x, y in clipped(outline(geometry), rows, columns)]}
+    if kind == "rectangle":
+        (x0, y0), (x1, y1) = clipped([(geometry["x0"], geometry["y0"]), (geometry["x1"], geometry["y1"])],
+                                     rows, columns)
+        return {**geometry, "x0": x0, "y0": y0, "x1": x1, "y1": y1}
+    ((cx, cy),) = clipped([(geometry["cx"], geometry["cy"])], rows, columns)
+    return {**geometry, "cx": cx, "cy": cy}
+
+
 def mask_of(geometry: dict[str, Any], rows: int, columns: int) -> np.ndarray:
     """A bool (rows, columns) mask: pixels whose centre lies inside the region."""
     canvas = Image.new("1", (columns, rows), 0)

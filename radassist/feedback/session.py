@@ -10,7 +10,6 @@ is stored: the session learns them from the opened image and keeps them in memor
 
 from __future__ import annotations
 
-import getpass
 import os
 import uuid
 from dataclasses import replace
@@ -19,33 +18,44 @@ from typing import Any
 import numpy as np
 
 from radassist.errors import InputRefused
-from radassist.feedback.events import Event, EventType, ai_result_payload, new_event
+from radassist.feedback.events import (
+    EVENT_OF_DECISION,
+    Event,
+    EventType,
+    ai_result_payload,
+    check_geometry,
+    new_event,
+)
 from radassist.feedback.identity import image_key_for
+from radassist.feedback.regions import clipped_geometry
 from radassist.feedback.scrub import name_tokens, scrub_text
 from radassist.feedback.state import SessionState, replay
 from radassist.feedback.store import EventStore
 from radassist.io.image import ImageMetadata, Radiograph
 from radassist.pipeline.result import ReadResult
+from radassist.vocabulary import Decision, Section
 
 HEADLESS_READER = "headless"
 
 
-def default_reader_id() -> str:
-    """The operating-system login: who sits at this workstation (exports replace it by a pseudonym)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown-reader"
+class SigningRefused(InputRefused):
+    """A signature the rules do not allow (AI calls undecided, already signed, empty report)."""
 
 
 class FeedbackSession:
-    """Record one reader's reading of one image. Call open_study() first, sign() last."""
+    """Record one reader's reading of one image. Call open_study() first, sign() last.
+
+    The reader's identity is given by the host (asked once per viewer session), never taken silently
+    from the operating system: a resumed session keeps the identity it was recorded with.
+    """
 
     def __init__(self, store: EventStore | str | os.PathLike[str] | None = None, *, reader_id: str | None = None,
                  session_id: str | None = None):
+        if not (reader_id and reader_id.strip()) and session_id is None:
+            raise InputRefused("a reading needs the reader's identity (who signs it)")
         self._owns_store = not isinstance(store, EventStore)
         self.store = store if isinstance(store, EventStore) else EventStore(store)
-        self.reader_id = reader_id or default_reader_id()
+        self.reader_id = reader_id.strip() if reader_id else ""
         self.session_id = session_id or uuid.uuid4().hex
         self.image_key: str | None = None
         self._names: set[str] = set()
@@ -76,16 +86,20 @@ class FeedbackSession:
     def ai_result_shown(self, result: ReadResult) -> Event:
         return self._record(EventType.AI_RESULT_SHOWN, ai_result_payload(result))
 
+    def decide(self, label: str, decision: Decision) -> Event:
+        """The radiologist's verdict on a finding on screen (present, absent or uncertain)."""
+        return self._record(EVENT_OF_DECISION[Decision(decision)], {"label": self._known_label(label)})
+
     def accept(self, label: str) -> Event:
-        """The radiologist confirms the AI's finding: present."""
-        return self._record(EventType.FINDING_ACCEPTED, {"label": self._known_label(label)})
+        """The radiologist says the finding is present."""
+        return self.decide(label, Decision.PRESENT)
 
     def reject(self, label: str) -> Event:
-        """The radiologist says the AI's finding is absent."""
-        return self._record(EventType.FINDING_REJECTED, {"label": self._known_label(label)})
+        """The radiologist says the finding is absent."""
+        return self.decide(label, Decision.ABSENT)
 
     def mark_uncertain(self, label: str) -> Event:
-        return self._record(EventType.FINDING_UNCERTAIN, {"label": self._known_label(label)})
+        return self.decide(label, Decision.UNCERTAIN)
 
     def add_finding(self, label: str, display_name: str | None = None) -> Event:
         """A finding the radiologist sees that the AI did not call (any label, also one the model lacks)."""
@@ -94,9 +108,11 @@ class FeedbackSession:
         return self._record(EventType.FINDING_ADDED, {"label": label.strip(), "display_name": display_name or label})
 
     def draw_region(self, label: str, geometry: dict[str, Any]) -> str:
-        """Outline a region (geometry in image pixels, see events.check_geometry); returns its region id."""
+        """Outline a region (geometry in image pixels, see events.check_geometry; clipped to the image);
+        returns its region id."""
         region_id = uuid.uuid4().hex[:12]
-        self._record(EventType.REGION_DRAWN, {"region_id": region_id, "label": label, "geometry": geometry})
+        self._record(EventType.REGION_DRAWN, {"region_id": region_id, "label": label,
+                                              "geometry": self._clipped(geometry)})
         return region_id
 
     def change_region(self, region_id: str, *, geometry: dict[str, Any] | None = None,
@@ -105,22 +121,45 @@ class FeedbackSession:
         if current is None:
             raise InputRefused(f"there is no region {region_id} in this session")
         return self._record(EventType.REGION_CHANGED, {
-            "region_id": region_id, "label": label or current.label, "geometry": geometry or current.geometry})
+            "region_id": region_id, "label": label or current.label,
+            "geometry": self._clipped(geometry) if geometry else current.geometry})
 
-    def edit_sentence(self, sentence_id: str, before: str, after: str, *, section: str = "FINDINGS") -> Event:
+    def edit_sentence(self, sentence_id: str, before: str, after: str, *,
+                      section: Section = Section.FINDINGS) -> Event:
         """Replace a report sentence's text (before = what it said; "" for a new sentence; after "" deletes)."""
         current = self.state().sentences.get(sentence_id)
         shown = current.text if current else ""
         if self._scrub(before) != shown:
             raise InputRefused(f"sentence {sentence_id} does not currently read '{before}'")
         return self._record(EventType.REPORT_SENTENCE_EDITED, {
-            "sentence_id": sentence_id, "section": current.section if current else section,
+            "sentence_id": sentence_id, "section": Section(current.section if current else section).value,
             "before": shown, "after": self._scrub(after)})
 
-    def sign(self, report_text: str) -> Event:
+    def sign(self, report_text: str, *, ai_draft_unchanged: bool = False) -> Event:
+        """Sign the report: once per session, and only when every finding the AI flagged has a decision,
+        unless the reader confirmed signing the AI draft unchanged (`ai_draft_unchanged`), which the
+        signature records so that exports can mark it and fine-tuning leave it out."""
         if not report_text or not report_text.strip():
-            raise InputRefused("an empty report cannot be signed")
-        return self._record(EventType.REPORT_SIGNED, {"text": self._scrub(report_text)})
+            raise SigningRefused("an empty report cannot be signed")
+        state = self.state()
+        if state.signed:
+            raise SigningRefused("this report is already signed; add an addendum instead of signing again")
+        undecided = state.undecided_ai_calls()
+        if undecided and not ai_draft_unchanged:
+            names = ", ".join(state.findings[label].display_name for label in undecided)
+            raise SigningRefused(f"the AI flagged {names} and no decision has been made on it; decide each "
+                                 "flagged finding, or confirm signing the AI draft unchanged")
+        return self._record(EventType.REPORT_SIGNED, {
+            "text": self._scrub(report_text), "ai_draft_unchanged": bool(ai_draft_unchanged),
+            "undecided": undecided}, state=state)
+
+    def add_addendum(self, text: str) -> Event:
+        """Text added to a signed report: a new event under the same signature, never a second one."""
+        if not text or not text.strip():
+            raise InputRefused("an empty addendum cannot be added")
+        if not self.state().signed:
+            raise InputRefused("only a signed report takes an addendum; edit the report instead")
+        return self._record(EventType.ADDENDUM_ADDED, {"text": self._scrub(text.strip())})
 
     def undo(self) -> bool:
         """Take back the newest action; False when there is nothing to undo."""
@@ -175,6 +214,11 @@ class FeedbackSession:
     def _scrub(self, text: str) -> str:
         return scrub_text(text, names=self._names, identifiers=self._identifiers)
 
+    def _clipped(self, geometry: dict[str, Any]) -> dict[str, Any]:
+        check_geometry(geometry)
+        state = self.state()
+        return clipped_geometry(geometry, state.rows, state.columns) if state.rows and state.columns else geometry
+
     def _known_label(self, label: str) -> str:
         if label not in self.state().findings:
             raise InputRefused(f"'{label}' is not a finding on screen; use add_finding for a new one")
@@ -185,8 +229,8 @@ class FeedbackSession:
             raise InputRefused("open a study before recording feedback on it")
         if event_type is not EventType.STUDY_OPENED:
             state = state or self.state()
-            if state.signed:
-                raise InputRefused("this report is signed; open a new session to amend it")
+            if state.signed and event_type is not EventType.ADDENDUM_ADDED:
+                raise SigningRefused("this report is signed and read-only; add an addendum to amend it")
         event = new_event(event_type, session_id=self.session_id, reader_id=self.reader_id,
                           image_key=self.image_key, payload=payload)
         seq = self.store.append(event)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radassist.feedback.events import DECISION_OF, UNDOABLE, Event, EventType
+from radassist.vocabulary import Decision, Section
 
 
 @dataclass
@@ -22,8 +23,14 @@ class FindingState:
     ai_probability: float | None = None  # None for a finding the radiologist added
     ai_threshold: float | None = None
     ai_positive: bool | None = None
-    decision: str | None = None  # "present", "absent", "uncertain", or None (not reviewed)
+    decision: Decision | None = None  # None: not reviewed
     added_by_reader: bool = False
+    conditional_on: str | None = None  # meaningful only when this other finding is present
+
+    @property
+    def undecided_ai_call(self) -> bool:
+        """The AI flagged it and the radiologist has not said anything about it yet."""
+        return bool(self.ai_positive) and self.decision is None
 
 
 @dataclass
@@ -35,11 +42,25 @@ class RegionState:
 
 @dataclass
 class SentenceState:
+    """One report sentence and where it came from (provenance survives any edit, undo and redo)."""
+
     sentence_id: str
-    section: str
+    section: Section
     draft_text: str  # what the AI drafted ("" for a sentence the radiologist added)
     text: str  # what it says now ("" = deleted)
-    source_label: str | None = None
+    source_label: str | None = None  # the model output it words (None: standard wording or the reader's)
+    probability: float | None = None
+    band: str | None = None
+    kg_node: str | None = None
+
+    @property
+    def from_ai(self) -> bool:
+        return bool(self.draft_text)
+
+    @property
+    def untouched_ai_text(self) -> bool:
+        """An AI sentence that still says what the AI drafted (the viewer tints these)."""
+        return self.from_ai and self.text == self.draft_text
 
 
 @dataclass
@@ -58,6 +79,8 @@ class SessionState:
     sentences: dict[str, SentenceState] = field(default_factory=dict)
     signed_text: str | None = None
     signed_utc: str | None = None
+    signed_ai_draft_unchanged: bool = False  # signed with AI calls unreviewed, as the reader confirmed
+    addenda: list[str] = field(default_factory=list)
     undo_stack: list[str] = field(default_factory=list)  # event ids of applied undoable actions
     redo_stack: list[str] = field(default_factory=list)  # event ids of undone actions, newest last
     last_seq: int = 0
@@ -75,14 +98,26 @@ class SessionState:
     def can_redo(self) -> bool:
         return bool(self.redo_stack) and not self.signed
 
+    @property
+    def has_ai_result(self) -> bool:
+        return bool(self.model_id)
+
+    @property
+    def has_reader_work(self) -> bool:
+        """Decisions, regions or edits the radiologist made and has not taken back."""
+        return bool(self.undo_stack)
+
+    def undecided_ai_calls(self) -> list[str]:
+        """Labels the AI flagged that the radiologist has not decided (signing waits for these)."""
+        return [label for label, finding in self.findings.items() if finding.undecided_ai_call]
+
+    def section_text(self, section: Section) -> str:
+        return " ".join(s.text for s in self.sentences.values() if s.section is section and s.text)
+
     def current_report_text(self) -> str:
         if self.signed_text is not None:
             return self.signed_text
-        parts = []
-        for section in ("FINDINGS", "IMPRESSION"):
-            text = " ".join(s.text for s in self.sentences.values() if s.section == section and s.text)
-            parts.append(f"{section}: {text}")
-        return "\n\n".join(parts) + "\n"
+        return "\n\n".join(f"{section.value}: {self.section_text(section)}" for section in Section) + "\n"
 
 
 def replay(events: Iterable[Event]) -> SessionState:
@@ -127,9 +162,11 @@ def _apply(state: SessionState, event: Event) -> None:
             finding = state.findings.setdefault(f["label"], FindingState(f["label"], f["display_name"]))
             finding.ai_probability, finding.ai_threshold = f["probability"], f["threshold"]
             finding.ai_positive = f["positive"]
+            finding.conditional_on = f.get("conditional_on")
         for s in payload["report"]:
             state.sentences[s["sentence_id"]] = SentenceState(
-                s["sentence_id"], s["section"], s["text"], s["text"], s.get("source_label"))
+                s["sentence_id"], Section(s["section"]), s["text"], s["text"], s.get("source_label"),
+                s.get("probability"), s.get("band"), s.get("kg_node"))
     elif kind in DECISION_OF:
         label = payload["label"]
         finding = state.findings.get(label)
@@ -144,8 +181,11 @@ def _apply(state: SessionState, event: Event) -> None:
         sentence = state.sentences.get(sentence_id)
         if sentence is None:
             sentence = state.sentences[sentence_id] = SentenceState(
-                sentence_id, payload.get("section", "FINDINGS"), "", "")
+                sentence_id, Section(payload.get("section", Section.FINDINGS)), "", "")
         sentence.text = payload["after"]
-    elif kind is EventType.REPORT_SIGNED:
+    elif kind is EventType.REPORT_SIGNED and state.signed_text is None:  # the first signature is the signature
         state.signed_text = payload["text"]
         state.signed_utc = event.ts_utc
+        state.signed_ai_draft_unchanged = bool(payload.get("ai_draft_unchanged", False))
+    elif kind is EventType.ADDENDUM_ADDED:
+        state.addenda.append(payload["text"])

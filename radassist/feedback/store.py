@@ -71,6 +71,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         """CREATE TRIGGER events_are_never_deleted BEFORE DELETE ON events
            BEGIN SELECT RAISE(ABORT, 'feedback events are append-only: DELETE is not allowed'); END""",
     )),
+    Migration(2, "index events by image (a reading reopens the image's session)", (
+        "CREATE INDEX events_by_image ON events (image_key, seq)",
+    )),
 )
 
 
@@ -254,6 +257,23 @@ class EventStore:
                   type=EventType(kind), payload=json.loads(payload))
             for seq, event_id, session, ts, reader, key, kind, payload in rows
         ]
+
+    def session_ids_of_image(self, image_key: str) -> list[str]:
+        """The sessions that read this image, in the order they were opened."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT session_id FROM events WHERE image_key = ? GROUP BY session_id ORDER BY MIN(seq)",
+                (image_key,)).fetchall()
+        return [row[0] for row in rows]
+
+    def image_keys_of_sources(self, paths: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+        """{absolute path: image key} for the paths this store has seen opened (the local sources file)."""
+        if not paths or not sources_path_for(self.path).exists():
+            return {}
+        wanted = {os.path.abspath(path) for path in paths}
+        with self._lock:
+            rows = self._sources_db().execute("SELECT path, image_key FROM sources").fetchall()
+        return {path: key for path, key in rows if path in wanted}
 
     def session_ids(self, since: datetime | None = None) -> list[str]:
         """Sessions in the order they were opened; `since` keeps those with any event at or after it."""
