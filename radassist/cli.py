@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-nlp": ("radassist.findings.evaluate_nlp_command", "score the report NLP against MeSH tags"),
     "view": ("radassist.gui.view_command", "open the desktop viewer"),
     "demo": ("radassist.gui.demo_command", "open the viewer on the bundled samples"),
+    "listen": ("radassist.pacs.listen_command", "receive studies by C-STORE, pre-read them, send results to PACS"),
     "batch": ("radassist.pipeline.batch_command", "pre-read a folder of images with several workers"),
     "train": ("radassist.training.train_command", "train the classifier ([train] extra)"),
     "evaluate": ("radassist.training.evaluate_command", "evaluate the shipped model on a labels.csv folder"),
