@@ -69,6 +69,11 @@ def test_legacy_dates_and_times_are_parsed_before_shifting(shared_data: Path):
     ("ClinicalTrialSponsorName", "X"),  # D in the table, optional in our IODs: removed
     ("StudyInstanceUID", "U"), ("FrameOfReferenceUID", "U"), ("DeviceUID", "X"),
     ("Rows", None), ("BodyPartExamined", None), ("ViewPosition", None),  # not in the table: kept
+    # not in the table, but a person name, a date/time or free text: fail closed (removed) ...
+    ("EvaluatorName", "X"), ("StudyUpdateDateTime", "X"), ("ExpiryDate", "X"),
+    ("WindowCenterWidthExplanation", "X"), ("AcquisitionDeviceProcessingDescription", "X"),
+    # ... unless it is a coded entry's part or the equipment's maker, kept on purpose
+    ("CodeMeaning", None), ("CodeValue", None), ("Manufacturer", None),
 ])
 def test_resolved_action_per_attribute(keyword: str, expected: str | None):
     tag = pydicom.datadict.tag_for_keyword(keyword)
@@ -89,3 +94,50 @@ def test_free_text_scrubbing_keeps_findings_and_removes_identifiers():
     for leaked in ("Mary", "O'Brien", "1951", "March 2024", "A1234567", "7946", "example.org", "Smith"):
         assert leaked not in scrubbed, leaked
     assert "Right lower lobe consolidation, 3.5 cm. No effusion." in scrubbed
+
+
+def test_unlisted_names_dates_and_text_are_removed_at_any_depth_and_codes_kept(shared_data: Path):
+    """Fail-closed: attributes Table E.1-1 does not list, inside two levels of a sequence it does not list."""
+    ds = _copy(shared_data, patient="P-9", study_date="20200101", study_uid="1.2.3.4.9")
+    ds.EvaluatorName, ds.StudyUpdateDateTime, ds.ExpiryDate = "Evalname^Evalgiven", "20240102030405", "20250101"
+    ds.WindowCenterWidthExplanation = "windowed by Jane Doe"
+    inner = pydicom.Dataset()
+    inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "49755003", "SCT", "Morphologically abnormal"
+    inner.EvaluatorName, inner.ExpiryDate, inner.WindowCenterWidthExplanation = "Deep^Name", "20250102", "Deep text"
+    inner.add_new(0x00330010, "LO", "SOMEVENDOR")
+    inner.add_new(0x00331001, "LO", "Private^Nested")
+    outer = pydicom.Dataset()
+    outer.CodeValue, outer.CodingSchemeDesignator, outer.CodeMeaning = "51185008", "SCT", "Chest"
+    outer.AnatomicRegionModifierSequence = [inner]
+    outer.ObservationDateTime = "20240101101010"
+    ds.AnatomicRegionSequence = [outer]
+    deidentify(ds, Pseudonymizer(SECRET), fallback_patient_key="x")
+    for keyword in ("EvaluatorName", "StudyUpdateDateTime", "ExpiryDate", "WindowCenterWidthExplanation"):
+        assert keyword not in ds, keyword
+    kept_outer = ds.AnatomicRegionSequence[0]
+    kept_inner = kept_outer.AnatomicRegionModifierSequence[0]
+    assert "ObservationDateTime" not in kept_outer
+    assert not any(k in kept_inner for k in ("EvaluatorName", "ExpiryDate", "WindowCenterWidthExplanation"))
+    assert not any(element.tag.is_private for element in ds.iterall())
+    assert (kept_outer.CodeMeaning, kept_inner.CodeValue) == ("Chest", "49755003")  # vocabulary survives
+
+
+@pytest.mark.parametrize(("text", "leaked", "kept"), [
+    ("Nodule per John Qzx Smith", ("John", "Qzx", "Smith"), "Nodule per [NAME]"),
+    ("Discussed with Jane Doe on the ward.", ("Jane", "Doe"), "on the ward."),
+    ("Patient John Q. Smith has RLL consolidation.", ("John", "Smith"), "has RLL consolidation."),
+    ("Results called to Anna Berg at 14:00; son Tom informed.", ("Anna", "Berg", "Tom"), "informed."),
+    ("Lesion seen by radiologist Peter Hall-Qzx.", ("Peter", "Hall"), "Lesion seen by"),
+])
+def test_names_without_titles_next_to_person_words_are_scrubbed(text, leaked, kept):
+    scrubbed = scrub_text(text)
+    assert not any(word in scrubbed for word in leaked), scrubbed
+    assert kept in scrubbed
+
+
+@pytest.mark.parametrize("text", [
+    "Consistent with Pneumonia.", "Compared with CT of the chest.", "Per protocol, PA view.",
+    "Patient is rotated. Right lower lobe consolidation.", "No change from Monday.",
+])
+def test_clinical_text_without_names_is_left_alone(text):
+    assert scrub_text(text) == text

@@ -8,6 +8,13 @@ groups, private tags (plain and in a private sequence), a file name made of the 
 reader id with a name, and a signed report that names the patient, the id and the birth date.
 A third copy says BurnedInAnnotation=YES and must be left out.
 
+Fail-closed cases (attributes the table does NOT list): a value in every current (non-retired) public
+attribute of pydicom's dictionary whose VR holds a person name, a date/time or free text (PN, DA, DT, TM,
+LO, LT, ST, UT, SH, UC), except the few kept on purpose (deid.KEPT_UNLISTED_TEXT), e.g. EvaluatorName,
+StudyUpdateDateTime, ExpiryDate; the same kinds two levels deep in sequences the table does not list,
+with a private element there too. The report also names people without a title ("results called to
+<name>", "per <name>") and a referring physician by the name in the header only.
+
 The scan reads every output file as bytes, plus the decompressed content of PNG chunks and the
 decoded values of every DICOM element, and looks for each planted value (case-insensitive; numbers
 only where not embedded in a longer number). The event store is scanned too: it must hold no PHI.
@@ -23,7 +30,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -31,6 +38,7 @@ from test_feedback_export import CR_DICOM, NIH_DICOM, dciodvfy, read_like_a_radi
 
 from radassist.feedback import EventStore
 from radassist.feedback.basic_profile import BASIC_PROFILE
+from radassist.feedback.deid import KEPT_UNLISTED_TEXT, PHI_BY_DEFAULT_VRS
 from radassist.feedback.export import export_feedback
 from radassist.feedback.store import sources_path_for
 from radassist.io import read_image
@@ -39,6 +47,8 @@ PATIENT_FAMILY, PATIENT_GIVEN = "Phipatientsurname", "Fakegivenname"
 PATIENT_ID = "PHIPID20240611"
 BIRTH_DATE = "19500101"
 READER = "dr.phireaderperson"
+REFERRER_FAMILY, REFERRER_GIVEN = "Phireferrer", "Phirefgiven"  # named in the report without title or cue
+UNTITLED_FIRST, UNTITLED_LAST = "Qzxcalledfirst", "Qzxcalledlast"  # "results called to <name>"
 SKIPPED_VRS = {"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT", "US or SS", "OF", "OD", "OL", "OV"}
 
 
@@ -103,6 +113,36 @@ def _sequence_item(planter: Planter, where: str) -> Dataset:
     return item
 
 
+def unlisted_phi_attributes() -> list[tuple[int, str]]:
+    """(tag, VR) of every current public attribute Table E.1-1 does not list that holds a name, a date/time
+    or free text and that the de-identifier does not keep on purpose."""
+    found = []
+    for tag, (vr, _, _, retired, keyword) in sorted(DicomDictionary.items()):
+        group = tag >> 16
+        if (retired or not keyword or tag in BASIC_PROFILE or group in (0x0000, 0x0002) or group % 2
+                or 0x5000 <= group < 0x6100 or vr not in PHI_BY_DEFAULT_VRS or keyword in KEPT_UNLISTED_TEXT):
+            continue
+        found.append((tag, vr))
+    return found
+
+
+def _unlisted_item(planter: Planter, where: str, *, depth: int) -> Dataset:
+    """A coded item (kept) carrying unlisted PHI, a private element and, below it, another such item."""
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "51185008", "SCT", "Chest"
+    item.EvaluatorName = planter.value("PN", f"{where}>EvaluatorName")
+    item.ExpiryDate = planter.value("DA", f"{where}>ExpiryDate")
+    item.ObservationDateTime = planter.value("DT", f"{where}>ObservationDateTime")
+    item.WindowCenterWidthExplanation = planter.value("LO", f"{where}>WindowCenterWidthExplanation")
+    item.add(DataElement(0x00330010, "LO", "PHICREATORNESTED"))
+    planter.needles["PHICREATORNESTED"] = f"{where}>private creator"
+    item.add(DataElement(0x00331001, "LO", planter.value("LO", f"{where}>private LO")))
+    if depth > 1:
+        inner = f"{where}>PrimaryAnatomicStructureModifierSequence"
+        item.PrimaryAnatomicStructureModifierSequence = Sequence([_unlisted_item(planter, inner, depth=depth - 1)])
+    return item
+
+
 def plant_phi(source: Path, target: Path, planter: Planter, *, burned_in: str = "NO") -> None:
     """Copy a real radiograph with a fake PHI value in every attribute of Table E.1-1."""
     ds = pydicom.dcmread(source, force=True)
@@ -128,6 +168,13 @@ def plant_phi(source: Path, target: Path, planter: Planter, *, burned_in: str = 
     ds.add(DataElement(0x60021500, "LO", planter.value("LO", "Overlay Label")))
     ds.add(DataElement(0x60024000, "LT", planter.value("LT", "Overlay Comments")))
     ds.add(DataElement(0x60023000, "OW", planter.value("OW", "Overlay Data")))
+    # Fail-closed: every unlisted public name, date/time and free-text attribute, at the top level ...
+    for tag, vr in unlisted_phi_attributes():
+        if tag not in ds:
+            ds.add(DataElement(tag, vr, planter.value(vr, f"unlisted {keyword_for_tag(tag)}")))
+    # ... and two levels deep in sequences the table does not list, with a private element inside.
+    ds.PrimaryAnatomicStructureSequence = Sequence([_unlisted_item(planter, "PrimaryAnatomicStructureSequence",
+                                                                       depth=2)])
     # A public attribute no dictionary knows.
     ds.add(DataElement(0x0008EEEE, "LO", planter.value("LO", "unknown public attribute")))
     # Private tags: a creator, a value and a private sequence with a name inside.
@@ -139,6 +186,7 @@ def plant_phi(source: Path, target: Path, planter: Planter, *, burned_in: str = 
     ds.PatientName = f"{PATIENT_FAMILY}^{PATIENT_GIVEN}"
     ds.PatientID = PATIENT_ID
     ds.PatientBirthDate = BIRTH_DATE
+    ds.ReferringPhysicianName = f"{REFERRER_FAMILY}^{REFERRER_GIVEN}"
     ds.BurnedInAnnotation = burned_in
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     meta = pydicom.dataset.FileMetaDataset()
@@ -218,7 +266,8 @@ def phi_export(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     plant_phi(shared_data / CR_DICOM, files["cr"], planters["cr"])
     plant_phi(shared_data / CR_DICOM, files["burned"], planters["burned"], burned_in="YES")
     report = (f"\nDiscussed with Mr {PATIENT_FAMILY} ({PATIENT_GIVEN} {PATIENT_FAMILY}), MRN {PATIENT_ID}, "
-              f"born 1950-01-01, phone +44 20 7946 0958.")
+              f"born 1950-01-01, phone +44 20 7946 0958.\nResults called to {UNTITLED_FIRST} {UNTITLED_LAST}. "
+              f"cc {REFERRER_GIVEN} {REFERRER_FAMILY}.")
     store_path = root / "feedback.sqlite"
     with EventStore(store_path) as store:
         for key, path in files.items():
@@ -228,7 +277,8 @@ def phi_export(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     needles = {}
     for planter in planters.values():
         needles.update(planter.needles)
-    for value in (PATIENT_FAMILY, PATIENT_GIVEN, PATIENT_ID, BIRTH_DATE, "1950-01-01", "7946 0958", "phireader"):
+    for value in (PATIENT_FAMILY, PATIENT_GIVEN, PATIENT_ID, BIRTH_DATE, "1950-01-01", "7946 0958", "phireader",
+                  REFERRER_FAMILY, REFERRER_GIVEN, UNTITLED_FIRST, UNTITLED_LAST):
         needles[value] = "patient name/id/birth date (header, file name, report), phone, reader id"
     yield {"root": root, "out": root / "export", "store": store_path, "summary": summary, "needles": needles,
            "planters": planters}
@@ -241,7 +291,9 @@ def test_no_planted_value_appears_in_any_exported_byte(phi_export):
     planted = phi_export["needles"]
     found = find_needles(files, planted)
     skipped = sum(len(p.skipped) for p in phi_export["planters"].values())
-    print(f"\nplanted {len(planted)} distinct values ({skipped} numeric attributes not plantable as text); "
+    unlisted = sum(1 for where in planted.values() if where.startswith(("unlisted ", "PrimaryAnatomic")))
+    print(f"\nplanted {len(planted)} distinct values ({unlisted} in attributes Table E.1-1 does not list; "
+          f"{skipped} numeric attributes not plantable as text); "
           f"scanned {len(files)} files, {sum(p.stat().st_size for p in files)} bytes; PHI values found: {len(found)}")
     assert len(planted) > 500
     assert not found, found[:20]
@@ -258,7 +310,10 @@ def test_the_event_store_holds_no_phi_and_paths_stay_in_the_local_sources_file(p
     store = phi_export["store"]
     store_files = [p for p in store.parent.glob(store.name + "*") if p.is_file()]
     # The store names its readers (staff, not patients: who read what, locally); exports pseudonymise them.
-    patient_phi = {k: v for k, v in phi_export["needles"].items() if k != "phireader"}
+    # Staff named in the header (the referrer) are known to the export, which reads the whole header; the
+    # reading session scrubs with the patient's names and the patterns only.
+    staff = {"phireader", REFERRER_FAMILY, REFERRER_GIVEN}
+    patient_phi = {k: v for k, v in phi_export["needles"].items() if k not in staff}
     assert not find_needles(store_files, patient_phi)
     local = sources_path_for(store)
     assert PATIENT_FAMILY.encode() in local.read_bytes()  # the path, kept locally to find the image again
@@ -280,6 +335,7 @@ def test_burned_in_image_is_left_out_and_the_datasets_are_marked(phi_export):
     assert len(reports) == 2
     for report in reports:  # identifiers replaced, clinical content kept
         assert "Discussed with Mr [NAME] ([NAME]), MRN [NUMBER], born [DATE], phone [NUMBER]." in report
+        assert "Results called to [NAME]. cc [NAME]." in report
         assert "consolidation" in report.lower() or "lungs are clear" in report.lower()
     assert json.loads((out / "manifest.json").read_text())["excluded"]
 

@@ -16,6 +16,12 @@ below as data too, so a reviewer can check each choice against the standard:
   same replacement, so references between exported objects still resolve.
 - Private attributes, curves, whole overlay planes and public attributes no dictionary knows are
   removed; group lengths (retired) are dropped.
+- Fail-closed for what the table does not list: every person name (PN), every date or time (DA, DT,
+  TM) and every free-text value (LO, LT, ST, UT, SH, UC) that is not on the short list of values kept
+  on purpose (KEPT_UNLISTED_TEXT: coded-entry parts and equipment names) is removed, or emptied where
+  the image IODs require it, at any depth of nesting. A newer edition of the standard or a vendor
+  that puts a name or a date somewhere unexpected (EvaluatorName, StudyUpdateDateTime, ExpiryDate, a
+  name typed into a code meaning's neighbour) therefore loses it instead of exporting it.
 
 Limits: pixel data are not examined. Images flagged BurnedInAnnotation=YES are reported so the export
 can leave them out; an image that has burned-in text but does not say so is not detected.
@@ -75,6 +81,18 @@ LINKING_UIDS = frozenset({
 REMOVED_GROUPS = range(0x6000, 0x6100)
 # Public attributes that no dictionary knows (neither pydicom's nor the table) cannot be judged: removed.
 REMOVE_UNKNOWN_PUBLIC = True
+# Fail-closed: a value of these VRs that the table does not list is treated as PHI (removed, or emptied
+# where the image IODs require the attribute) unless its keyword is in KEPT_UNLISTED_TEXT.
+PERSON_NAME_VRS = frozenset({"PN"})
+FREE_TEXT_VRS = frozenset({"LO", "LT", "ST", "UT", "SH", "UC"})
+PHI_BY_DEFAULT_VRS = PERSON_NAME_VRS | TEMPORAL_VRS | FREE_TEXT_VRS
+# The only unlisted text kept: the parts of a coded entry (vocabulary, not narrative: view, anatomy,
+# de-identification method codes), the equipment's maker and model (needed to study domain shift), and
+# the text our own export writes.
+KEPT_UNLISTED_TEXT = frozenset({
+    "CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning", "LongCodeValue",
+    "Manufacturer", "ManufacturerModelName", "RescaleType", "DeidentificationMethod",
+})
 
 # Values the free-text scrubber removes when it meets them in a report (besides every person name).
 IDENTIFIERS_FOR_TEXT_SCRUBBING = frozenset({
@@ -207,7 +225,9 @@ def resolve_action(tag: int, keyword: str, vr: str, *, top_level: bool) -> str |
     """The single action we take: one of X, Z, D, U, C, P (pseudonym), or None (keep)."""
     action = profile_action(tag)
     if action is None:
-        return None
+        if vr not in PHI_BY_DEFAULT_VRS or keyword in KEPT_UNLISTED_TEXT:
+            return None
+        action = "X"  # fail closed: an unlisted name, date/time or free text is PHI until shown otherwise
     if vr in TEMPORAL_VRS and keyword in SHIFTED_KEYWORDS:
         return "C"
     if keyword in PSEUDONYM_KEYWORDS:

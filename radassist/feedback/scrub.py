@@ -3,12 +3,14 @@
 Two passes, because neither alone is enough:
 1. Known values: the patient's name parts, ids and birth date taken from the image header, removed
    wherever they appear as whole words (case-insensitive).
-2. Patterns: dates, titled names ("Mr Smith", "Dr. Jones"), "Name: ..." fields, long digit runs
-   (record numbers, phone numbers) and e-mail addresses.
+2. Patterns: dates, titled names ("Mr Smith", "Dr. Jones"), "Name: ..." fields, capitalised names
+   after a word that introduces a person ("patient John Smith", "discussed with Jane", "nodule per
+   John Q. Smith", "son Peter"), long digit runs (record numbers, phone numbers) and e-mail addresses.
 
-Known limit, stated in the export's datasheet: a name that is not in the image header and is not
-preceded by a title or a "name:" label (e.g. "discussed with John on the ward") is NOT found. The
-report NLP and the model only need findings, so over-redaction is preferred to under-redaction.
+Every person name of the source header (any PN attribute, not only the patient's) is a known value.
+Known limit, stated in the export's datasheet: a name that is not in the header and is neither titled,
+labelled nor introduced by such a word (e.g. "John was on the ward") is NOT found. The report NLP and
+the model only need findings, so over-redaction is preferred to under-redaction.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ NUMBER = "[NUMBER]"
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_TITLES = r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle|Sr|Sra"
 _EMAIL = re.compile(r"[\w.'+-]+@[\w-]+(?:\.[\w-]+)+")  # first: a name inside an address would split it
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"), DATE),
     (re.compile(r"\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b"), DATE),
     (re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\.?\s+{_MONTHS}\.?,?\s+\d{{2,4}}\b", re.IGNORECASE), DATE),
     (re.compile(rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b", re.IGNORECASE), DATE),
-    (re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Mme|Mlle|Sr|Sra)\.?\s+"
-                r"[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-]+)?"), NAME),
+    (re.compile(rf"\b(?:{_TITLES})\.?\s+[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-]+)?"), NAME),
     (re.compile(r"\b(?:patient|name|pt|surname|forename)\s*(?:name)?\s*[:=]\s*[^\n,;.]+", re.IGNORECASE), NAME),
     (re.compile(r"\b(?:MRN|NHS|ID|accession|record)\s*(?:no\.?|number|#)?\s*[:#]?\s*[A-Z0-9][A-Z0-9\-/]{3,}\b",
                 re.IGNORECASE), NUMBER),
@@ -37,6 +39,16 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{6,}\b"), NUMBER),
 )
 _NAME_SPLIT = re.compile(r"[\^=,\s]+")
+# Words after which a capitalised word (or two to four, initials allowed) is taken to be a person's name.
+_PERSON_CUES = (r"patient|pt|per|d/w|(?:discussed|spoke|speaking|talked|reviewed|agreed)\s+with|"
+                r"(?:spoke|talked|communicated|relayed|reported|explained|given|handed\s+over|referred|called|phoned|sent)\s+to|"
+                r"(?:seen|reviewed|referred|requested|ordered|reported|dictated|read)\s+by|"
+                r"informed|called|told|contacted|paged|notified|"
+                r"son|daughter|wife|husband|mother|father|brother|sister|partner|relative|guardian|"
+                r"nurse|physician|clinician|radiologist|consultant|registrar|resident|colleague|attending")
+_CAPITALISED = rf"(?!(?:{_TITLES})\b)[A-Z][a-z][\w'\-]*"  # a title is not a name (titled names: above)
+_UNTITLED_NAME = re.compile(
+    rf"(?<![\w])((?i:{_PERSON_CUES})\.?:?\s+)({_CAPITALISED}(?:\s+(?:{_CAPITALISED}|[A-Z]\.?(?!\w))){{0,3}})")
 
 
 def name_tokens(*person_names: str | None) -> set[str]:
@@ -63,4 +75,4 @@ def scrub_text(text: str, *, names: Iterable[str] = (), identifiers: Iterable[st
         text = re.sub(re.escape(value), NUMBER, text, flags=re.IGNORECASE)
     for pattern, placeholder in _PATTERNS:
         text = pattern.sub(placeholder, text)
-    return text
+    return _UNTITLED_NAME.sub(lambda match: match.group(1) + NAME, text)
