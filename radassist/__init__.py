@@ -3,6 +3,14 @@
 The package is a one-way flow of plain data objects:
 io -> imaging -> inference -> explain -> findings -> (gui | slicer host), with feedback closing the loop.
 Importing the package is cheap on purpose: every heavy dependency is imported where it is used.
+
+Every entry point (the CLI, the viewer, the frozen bundle, the Slicer module's core) imports this package
+before anything loads onnxruntime, so this is where onnxruntime's telemetry is turned off: without it,
+onnxruntime writes a device id and queued usage events under ~/.cache/Microsoft on every run.
 """
+
+import os
+
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # read by onnxruntime when it loads: must precede that import
 
 __version__ = "0.1.0"

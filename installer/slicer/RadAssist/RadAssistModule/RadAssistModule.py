@@ -25,6 +25,10 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+# onnxruntime, loaded later by the core, writes usage telemetry under ~/.cache/Microsoft unless this is set
+# before it loads. Slicer imports this file at start-up, before the core (whose import sets it too).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 #: Names of the widgets of ui/radassist_panel.ui this module uses. The form is shared with the
 #: desktop viewer: tests/slicer/test_slicer_ui_contract.py checks every name exists in it and that
 #: the code below uses no other ``self.ui.<name>``.
