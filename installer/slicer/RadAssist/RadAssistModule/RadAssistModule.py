@@ -54,15 +54,16 @@ FINDING_COLUMN, PROBABILITY_COLUMN, ZONE_COLUMN, DECISION_COLUMN = range(4)
 
 SALIENCY_COLOR_NODE_NAME = "RadAssistSaliency"
 LUNG_COLOR_NODE_NAME = "RadAssistLungs"
-#: Lung-mask values of the core (ReadResult.lung_mask) and how Slicer shows them.
-LUNG_LABELS = (
-    (0, "background", (0.0, 0.0, 0.0, 0.0)),
-    (1, "right lung", (0.35, 0.8, 0.45, 1.0)),
-    (2, "left lung", (0.3, 0.55, 0.95, 1.0)),
-)
+#: Colours of the lungs of the core's lung mask (ReadResult.lung_mask; values from radassist.vocabulary.Side).
+LUNG_COLOURS = {"right": (0.35, 0.8, 0.45, 1.0), "left": (0.3, 0.55, 0.95, 1.0)}
 DEFAULT_OVERLAY_OPACITY = 0.4
-#: Panel decision -> FeedbackSession method (radassist.feedback).
-FEEDBACK_DECISIONS = {"accept": "accept", "reject": "reject", "uncertain": "mark_uncertain"}
+#: The module's parameter node keeps only this: the id of the reading on screen. The reading itself
+#: (decisions, report text, signature) lives in RadAssist's feedback store, shared with the desktop viewer.
+PARAMETER_NODE_NAME = "RadAssist"
+READING_SESSION_PARAMETER = "ReadingSessionId"
+READER_SETTING_KEY = "RadAssist/ReaderId"
+#: The panel's three decision buttons: agree or disagree with the AI's call, or uncertain.
+PANEL_DECISIONS = ("agree", "disagree", "uncertain")
 
 
 #
@@ -81,9 +82,10 @@ class RadAssistModule(ScriptedLoadableModule):
         self.parent.contributors = ["RadAssist contributors"]
         self.parent.helpText = (
             "Chest X-ray reading assistant. Load a frontal chest radiograph (DICOM, PNG, JPEG, TIFF,"
-            " NIfTI, MHA), run the AI read, review each finding with its saliency overlay, accept,"
-            " reject or mark it uncertain, edit and sign the draft report. Every decision and the"
-            " signed text are stored in RadAssist's local feedback store. Not a medical device:"
+            " NIfTI, MHA), run the AI read, review each finding with its saliency overlay, agree or"
+            " disagree with the AI's call or mark it uncertain, edit and sign the draft report. The"
+            " reading lives in RadAssist's local feedback store, shared with the desktop viewer: reopening"
+            " the image shows it as it was left, and a signed report stays signed. Not a medical device:"
             " the radiologist decides."
         )
         self.parent.acknowledgementText = (
@@ -131,14 +133,19 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addStretch(1)
 
         self.ui.overlayOpacitySlider.value = int(round(DEFAULT_OVERLAY_OPACITY * 100))
-        self.ui.findingsTable.setHorizontalHeaderLabels(["Finding", "Probability", "Zone", "Decision"])
+        self.ui.findingsTable.setHorizontalHeaderLabels(["Finding", "Probability", "Zone", "Your call"])
+        self.ui.findingsTable.setTabKeyNavigation(False)  # Tab leaves the table for the next control
+        self.ui.acceptButton.text = "Agree"
+        self.ui.acceptButton.toolTip = "Agree with the AI's call on the selected finding"
+        self.ui.rejectButton.text = "Disagree"
+        self.ui.rejectButton.toolTip = "Disagree with the AI's call on the selected finding"
 
         self.loadButton.connect("clicked(bool)", self.onLoad)
         self.ui.runButton.connect("clicked(bool)", self.onRun)
         self.ui.overlayFindingCombo.connect("currentIndexChanged(int)", self.onOverlayFindingChanged)
         self.ui.overlayOpacitySlider.connect("valueChanged(int)", self.onOverlayOpacityChanged)
-        self.ui.acceptButton.connect("clicked(bool)", lambda: self.onDecision("accept"))
-        self.ui.rejectButton.connect("clicked(bool)", lambda: self.onDecision("reject"))
+        self.ui.acceptButton.connect("clicked(bool)", lambda: self.onDecision("agree"))
+        self.ui.rejectButton.connect("clicked(bool)", lambda: self.onDecision("disagree"))
         self.ui.uncertainButton.connect("clicked(bool)", lambda: self.onDecision("uncertain"))
         self.ui.signButton.connect("clicked(bool)", self.onSign)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -148,8 +155,9 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
 
     def onSceneStartClose(self, caller, event):
-        self.logic.closeFeedbackSession()
-        self.logic = RadAssistModuleLogic()
+        readerId = self.logic.readerId
+        self.logic.closeReading()
+        self.logic = RadAssistModuleLogic(readerId=readerId)
         self.clearResultDisplay()
         self.updateButtonStates()
 
@@ -180,9 +188,25 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- actions --------------------------------------------------------------------------------
 
+    def askReaderOnce(self):
+        """Who reads: asked once per Slicer session (prefilled with the last answer), never taken from
+        the operating system silently. False when the user gives no name."""
+        if self.logic.readerId:
+            return True
+        name = qt.QInputDialog.getText(slicer.util.mainWindow(), "RadAssist: reader",
+                                       "Your reader id (recorded with every decision and the signature):",
+                                       qt.QLineEdit.Normal, slicer.util.settingsValue(READER_SETTING_KEY, ""))
+        name = (name or "").strip()
+        if not name:
+            self.ui.statusLabel.text = "A reader id is needed to record the reading."
+            return False
+        qt.QSettings().setValue(READER_SETTING_KEY, name)
+        self.logic.readerId = name
+        return True
+
     def onLoad(self):
         path = self.radiographPathEdit.currentPath
-        if not path or not self.runtimeReady():
+        if not path or not self.runtimeReady() or not self.askReaderOnce():
             return
 
         def load():
@@ -222,13 +246,27 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if finding.label in result.saliency:
                 self.ui.overlayFindingCombo.addItem(finding.display_name, finding.label)
         self.ui.overlayFindingCombo.blockSignals(wasBlocked)
-        report = result.report
-        self.ui.reportFindingsEdit.setPlainText(report.section_text("FINDINGS") if report else "")
-        self.ui.reportImpressionEdit.setPlainText(report.section_text("IMPRESSION") if report else "")
         if self.ui.overlayFindingCombo.count:
             self.onOverlayFindingChanged(0)
-        self.logic.startFeedbackSession()
-        self.ui.statusLabel.text = "Review the findings, then edit and sign the report."
+        self.logic.startReading()
+        self.showReading()
+
+    def showReading(self):
+        """Draw the reading as the store has it: decisions, report text, signed or not."""
+        from radassist.vocabulary import Section
+
+        state = self.logic.reading.state
+        for row, finding in enumerate(self.logic.readResult.findings):
+            self.ui.findingsTable.setItem(row, DECISION_COLUMN, qt.QTableWidgetItem(
+                decisionText(state.findings[finding.label])))
+        self.ui.reportFindingsEdit.setPlainText(state.section_text(Section.FINDINGS))
+        self.ui.reportImpressionEdit.setPlainText(state.section_text(Section.IMPRESSION))
+        for edit in (self.ui.reportFindingsEdit, self.ui.reportImpressionEdit):
+            edit.readOnly = state.signed
+        self.ui.signButton.text = "Signed" if state.signed else "Sign report"
+        self.ui.statusLabel.text = ("Signed: read-only (an addendum is the only change it takes)." if state.signed
+                                    else "Review the findings, then edit and sign the report.")
+        self.updateButtonStates()
 
     def onOverlayFindingChanged(self, index):
         label = self.ui.overlayFindingCombo.itemData(index)
@@ -243,15 +281,26 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.logic.readResult is None or row < 0:
             return
         label = self.logic.readResult.findings[row].label
-        if self.guarded("The decision could not be stored.", lambda: self.logic.recordDecision(label, decision)):
-            self.ui.findingsTable.setItem(row, DECISION_COLUMN, qt.QTableWidgetItem(decision))
+        self.guarded("The decision could not be stored.", lambda: self.logic.recordDecision(label, decision))
+        self.showReading()
 
     def onSign(self):
         findingsText = self.ui.reportFindingsEdit.toPlainText()
         impressionText = self.ui.reportImpressionEdit.toPlainText()
-        if self.guarded("The report could not be stored.", lambda: self.logic.signReport(findingsText, impressionText)):
-            self.ui.statusLabel.text = "Report signed and stored as feedback."
-        self.updateButtonStates()
+        undecided = self.logic.undecidedAiCalls()
+        unchanged = False
+        if undecided:
+            unchanged = slicer.util.confirmYesNoDisplay(
+                "The AI flagged " + ", ".join(undecided) + " and you have not decided on it.\n\n"
+                "Sign the AI draft unchanged? The signature records that you did (and RadAssist's feedback"
+                " export marks it so that the model does not learn from its own output).",
+                windowTitle="RadAssist: sign the AI draft unchanged?")
+            if not unchanged:
+                return
+        if self.guarded("The report could not be stored.",
+                        lambda: self.logic.signReport(findingsText, impressionText, aiDraftUnchanged=unchanged)):
+            self.showReading()
+            self.ui.statusLabel.text = "Report signed and stored."
 
     # --- view state -----------------------------------------------------------------------------
 
@@ -265,9 +314,21 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def updateButtonStates(self):
         hasImage = self.logic.radiograph is not None
         hasResult = self.logic.readResult is not None and self.logic.readResult.qa.accepted
+        editable = hasResult and not (self.logic.reading is not None and self.logic.reading.signed)
         self.ui.runButton.enabled = hasImage
         for button in (self.ui.acceptButton, self.ui.rejectButton, self.ui.uncertainButton, self.ui.signButton):
-            button.enabled = hasResult
+            button.enabled = editable
+
+
+def decisionText(finding):
+    """The decision column: the reader's call and whether it agrees with the AI's."""
+    from radassist.vocabulary import Agreement
+
+    if finding.decision is None:
+        return ""
+    agreement = Agreement.of(finding.decision, finding.ai_positive)
+    prefix = {Agreement.AGREE: "agree: ", Agreement.DISAGREE: "disagree: "}.get(agreement, "")
+    return prefix + finding.decision.value
 
 
 def ensureRuntime():
@@ -342,11 +403,14 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
     label map (label layer).
     """
 
-    def __init__(self, scene=None, feedbackStore=None):
-        """feedbackStore: path of the feedback SQLite store; None = the user's RadAssist store."""
+    def __init__(self, scene=None, feedbackStore=None, readerId=None):
+        """feedbackStore: path of the feedback SQLite store; None = the user's RadAssist store.
+        readerId: who reads (the panel asks once per Slicer session)."""
         ScriptedLoadableModuleLogic.__init__(self)
         self.scene = scene if scene is not None else slicer.mrmlScene
         self.feedbackStore = feedbackStore
+        self.readerId = readerId
+        self.reading = None
         self.radiograph = None
         self.readResult = None
         self.radiographNode = None
@@ -354,7 +418,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         self.lungMaskNode = None
         self.saliencyLabel = None
         self.overlayOpacity = DEFAULT_OVERLAY_OPACITY
-        self._feedback = None
+        self._store = None
 
     # --- radiograph -----------------------------------------------------------------------------
 
@@ -366,7 +430,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
 
     def showRadiograph(self, radiograph):
         """Put a core Radiograph in the scene as a single-slice scalar volume with its default window."""
-        self.closeFeedbackSession()
+        self.closeReading()
         self.radiograph = radiograph
         self.readResult = None
         self.saliencyLabel = None
@@ -424,7 +488,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         return self.showReadResult(read_radiograph(self.radiograph, ReadOptions(enforce_qa=False)))
 
     def showReadResult(self, result):
-        self.closeFeedbackSession()
+        self.closeReading()
         self.readResult = result
         if result.lung_mask is not None:
             if self.lungMaskNode is not None:
@@ -504,48 +568,76 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         return self._colorTable(SALIENCY_COLOR_NODE_NAME, entries)
 
     def _lungColorNode(self):
-        return self._colorTable(LUNG_COLOR_NODE_NAME, LUNG_LABELS)
+        from radassist.vocabulary import Side
 
-    # --- feedback -------------------------------------------------------------------------------
+        entries = [(0, "background", (0.0, 0.0, 0.0, 0.0))]
+        entries += [(side.lung_mask_value, f"{side.value} lung", LUNG_COLOURS[side.value]) for side in Side]
+        return self._colorTable(LUNG_COLOR_NODE_NAME, entries)
 
-    def startFeedbackSession(self):
-        """Open the feedback session of the current read (same core API and store as the desktop viewer):
-        records the study and the AI result as shown. Called when the result is displayed; the
-        recording methods call it themselves if needed."""
+    # --- the reading (RadAssist's core Reading: the same one the desktop viewer shows) -------------
+
+    def parameterNode(self):
+        """The module's parameter node: it keeps only the reading's session id."""
+        node = self.scene.GetFirstNodeByName(PARAMETER_NODE_NAME)
+        if node is None or not node.IsA("vtkMRMLScriptedModuleNode"):
+            node = self.scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", PARAMETER_NODE_NAME)
+            node.SetAttribute("ModuleName", "RadAssistModule")
+        return node
+
+    def startReading(self):
+        """Open the reading of the current image and read result: the image's reading from the store when
+        there is one (the same state as left, here or in the desktop viewer; signed stays signed), else a
+        new one. The recording methods call it themselves if needed."""
+        from radassist.feedback import EventStore
+        from radassist.feedback.reading import Reading
+
         if self.readResult is None:
             raise ValueError("run the read before recording feedback")
-        if self._feedback is None:
-            from radassist.feedback import FeedbackSession
-
-            session = FeedbackSession(self.feedbackStore)
-            session.open_study(self.radiograph)
-            session.ai_result_shown(self.readResult)
-            self._feedback = session
-        return self._feedback
+        if self.reading is None:
+            if self._store is None:
+                self._store = EventStore(self.feedbackStore)
+            self.reading = Reading.open(self._store, self.radiograph, reader_id=self.readerId or "")
+            self.reading.show_ai_result(self.readResult)
+            self.parameterNode().SetParameter(READING_SESSION_PARAMETER, self.reading.session_id)
+        return self.reading
 
     def recordDecision(self, label, decision):
-        """Store the radiologist's decision on one finding: 'accept', 'reject' or 'uncertain'."""
-        if decision not in FEEDBACK_DECISIONS:
-            raise ValueError(f"decision must be one of {', '.join(FEEDBACK_DECISIONS)}, not {decision!r}")
-        session = self.startFeedbackSession()
-        return getattr(session, FEEDBACK_DECISIONS[decision])(label)
+        """The radiologist's call on one finding: 'agree' or 'disagree' with the AI, or 'uncertain'."""
+        from radassist.vocabulary import Decision
 
-    def signReport(self, findingsText, impressionText):
-        """Store the radiologist's final report (the core scrubs names and ids, and later turns the
-        text back into labels); laid out as the core's DraftReport.text() lays out a draft."""
-        from radassist.pipeline.result import DraftReport, ReportSentence
+        if decision not in PANEL_DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(PANEL_DECISIONS)}, not {decision!r}")
+        reading = self.startReading()
+        if decision == "agree":
+            reading.agree(label)
+        elif decision == "disagree":
+            reading.disagree(label)
+        else:
+            reading.decide(label, Decision.UNCERTAIN)
 
-        final = DraftReport([
-            ReportSentence("FINDINGS", findingsText.strip(), None, None, None, None),
-            ReportSentence("IMPRESSION", impressionText.strip(), None, None, None, None),
-        ])
-        return self.startFeedbackSession().sign(final.text())
+    def undecidedAiCalls(self):
+        """Display names of the findings the AI flagged that have no decision yet."""
+        state = self.startReading().state
+        return [state.findings[label].display_name for label in state.undecided_ai_calls()]
 
-    def closeFeedbackSession(self):
-        """Release the feedback store (what was recorded stays; an unsigned session can be resumed)."""
-        if self._feedback is not None:
-            self._feedback.close()
-            self._feedback = None
+    def signReport(self, findingsText, impressionText, aiDraftUnchanged=False):
+        """Record the panel's report text (AI sentences kept verbatim keep their provenance) and sign it.
+        Refused while a flagged finding is undecided, unless aiDraftUnchanged (the reader confirmed)."""
+        from radassist.vocabulary import Section
+
+        reading = self.startReading()
+        reading.set_section_text(Section.FINDINGS, findingsText)
+        reading.set_section_text(Section.IMPRESSION, impressionText)
+        reading.sign(ai_draft_unchanged=aiDraftUnchanged)
+
+    def closeReading(self):
+        """Release the feedback store (everything is recorded already; reopening the image resumes it)."""
+        if self.reading is not None:
+            self.reading.close()
+            self.reading = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
 
 #
@@ -570,7 +662,7 @@ class RadAssistModuleTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Reading a bundled sample radiograph")
         store = os.path.join(tempfile.mkdtemp(prefix="RadAssistTest"), "feedback.sqlite")  # not the user's store
-        logic = RadAssistModuleLogic(feedbackStore=store)
+        logic = RadAssistModuleLogic(feedbackStore=store, readerId="slicer-self-test")
         volume = logic.loadRadiograph(str(resources_dir() / "samples" / "adult_covid19_hannover.png"))
         rows, columns = logic.radiograph.shape
         self.assertEqual(volume.GetImageData().GetDimensions(), (columns, rows, 1))
@@ -580,10 +672,12 @@ class RadAssistModuleTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(logic.saliencyNode)
         compositeNode = slicer.mrmlScene.GetNthNodeByClass(0, "vtkMRMLSliceCompositeNode")
         self.assertEqual(compositeNode.GetForegroundVolumeID(), logic.saliencyNode.GetID())
-        logic.recordDecision(result.findings[0].label, "accept")
+        for finding in result.findings:
+            logic.recordDecision(finding.label, "agree")
         logic.signReport("Lungs are clear.", "No acute cardiopulmonary abnormality.")
         with EventStore(store) as events:
             types = [event.type.value for event in events.events()]
-        self.assertEqual(types, ["study_opened", "ai_result_shown", "finding_accepted", "report_signed"])
-        logic.closeFeedbackSession()
+        self.assertEqual(types.count("report_signed"), 1)
+        self.assertEqual(types[:2], ["study_opened", "ai_result_shown"])
+        logic.closeReading()
         self.delayDisplay("Test passed")
