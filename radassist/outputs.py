@@ -58,8 +58,14 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise OutputRefused(f"{shown(path)} cannot be checked ({exc.strerror or exc})") from None
+        raise _unusable(path, exc) from None
     return status.st_dev, status.st_ino
+
+
+def _unusable(path: Path, exc: OSError) -> OutputRefused:
+    if exc.errno == errno.ELOOP:
+        return OutputRefused(f"{shown(path)} is a symbolic link loop; give a file name to write to")
+    return OutputRefused(f"{shown(path)} cannot be checked ({exc.strerror or exc})")
 
 
 def _reason(exc: OSError) -> str:
@@ -82,11 +88,15 @@ class OutputWriter:
         self.protect(*inputs)
 
     def protect(self, *paths: str | os.PathLike[str]) -> None:
-        """Register input files: nothing this writer writes may land on them."""
+        """Register input files: nothing this writer writes may land on them.
+
+        An input that cannot be looked at (missing, a link loop, no permission) is the reader's to report.
+        """
         for path in paths:
-            identity = _identity(Path(path))
-            if identity is not None:
-                self._inputs.add(identity)
+            with contextlib.suppress(OutputRefused):
+                identity = _identity(Path(path))
+                if identity is not None:
+                    self._inputs.add(identity)
 
     def created(self, path: str | os.PathLike[str]) -> bool:
         """True when the file now at `path` was written by this writer."""
@@ -145,7 +155,7 @@ class OutputWriter:
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
-            raise OutputRefused(f"{shown(target)} cannot be checked ({exc.strerror or exc})") from None
+            raise _unusable(target, exc) from None
         identity = (status.st_dev, status.st_ino)
         if identity in self._inputs:
             raise OutputRefused(f"{shown(target)} is an input image (or a link to one); "

@@ -8,21 +8,17 @@ RGB conversion and multi-frame files (first frame). The source file is opened re
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
-import os
 import re
-import sys
-import warnings
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from radassist.errors import InputRefused
-from radassist.io.image import ImageMetadata, Radiograph, WindowPreset
+from radassist.io.decoder_output import quiet_decoders
+from radassist.io.image import ImageMetadata, Radiograph, WindowPreset, luminance
 from radassist.io.limits import check_codestream_size, check_dimensions, check_inflated_size
 
 log = logging.getLogger(__name__)
@@ -41,36 +37,6 @@ UNSUPPORTED_SYNTAX_NAMES = {
     "1.2.840.10008.1.2.4.107": "HEVC video",
     "1.2.840.10008.1.2.4.108": "HEVC video",
 }
-
-
-@contextlib.contextmanager
-def quiet_decoders() -> Iterator[None]:
-    """Silence pydicom's warnings/log and the C decoders' own prints to stderr while we read.
-
-    The CLI contract is ONE error line on stderr; libjpeg writes "Not a JPEG file" straight to fd 2,
-    so Python-level suppression is not enough.
-    """
-    pydicom_log = logging.getLogger("pydicom")
-    old_level = pydicom_log.level
-    pydicom_log.setLevel(logging.CRITICAL)
-    saved_fd = None
-    try:
-        sys.stderr.flush()
-        saved_fd = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    except OSError:
-        saved_fd = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        if saved_fd is not None:
-            os.dup2(saved_fd, 2)
-            os.close(saved_fd)
-        pydicom_log.setLevel(old_level)
 
 
 def looks_like_dicom(head: bytes) -> bool:
@@ -306,9 +272,7 @@ def _is_decoder_panic(exc: BaseException) -> bool:
 def _to_gray(pixels: np.ndarray, photometric: str) -> tuple[np.ndarray, str | None]:
     """Colour images become luminance (Rec. 601 weights), as PACS viewers show US/SC colour frames."""
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
-        rgb = pixels[..., :3].astype(np.float32)
-        gray = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-        return gray, f"colour image ({photometric}) converted to greyscale"
+        return luminance(pixels), f"colour image ({photometric}) converted to greyscale"
     return pixels, None
 
 
@@ -397,21 +361,48 @@ def _read_dicom(path: Path) -> Radiograph:
     return Radiograph(pixels=np.ascontiguousarray(pixels, dtype=np.float32), meta=meta)
 
 
+def _refuse_short_lut(ds, keyword: str, name: str, meta: ImageMetadata) -> None:
+    """A LUT whose data holds fewer entries than its descriptor declares cannot map the pixels: refuse the image.
+
+    pydicom unpacks the declared number of entries and fails with struct.error (a VOI LUT declaring 65535 entries
+    with 3 given, a Modality LUT declaring 4096 with 10: issue 21); guessing the missing entries would show
+    values the modality never meant.
+    """
+    try:
+        sequence = ds.get(keyword)
+        item = sequence[0] if sequence else None
+        descriptor = item.get("LUTDescriptor") if item is not None else None
+        data = item["LUTData"] if item is not None and "LUTData" in item else None
+        if not descriptor or len(descriptor) < 3 or data is None:
+            return
+        declared = int(descriptor[0]) or 2**16
+        value = data.value
+    except (*element_errors(), TypeError, ValueError, KeyError, IndexError):
+        return  # unreadable LUT elements: pydicom's own errors are handled where the LUT is applied
+    given = len(value) // 2 if isinstance(value, (bytes, bytearray)) else len(value or ())
+    if given < declared:
+        raise InputRefused(f"the {name} of {_printable(Path(meta.source_path).name)} declares {declared} entries "
+                           f"but holds {given}; refusing to read it")
+
+
 def presentation_values(ds, stored: np.ndarray, meta: ImageMetadata) -> np.ndarray:
     """Modality LUT / rescale, then VOI LUT sequence if no linear window is given, then MONOCHROME1 inversion."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    lut_errors = (ValueError, TypeError, IndexError, KeyError, AttributeError, struct_error(), *element_errors())
+    _refuse_short_lut(ds, "ModalityLUTSequence", "Modality LUT", meta)
     try:
         values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
-    except (ValueError, TypeError, IndexError, KeyError, AttributeError, *element_errors()) as exc:
+    except lut_errors as exc:
         meta.warnings.append(f"modality LUT ignored ({_short(exc)})")
         values = stored.astype(np.float32)
     presets = _window_presets(ds)
     if not presets and "VOILUTSequence" in ds:
+        _refuse_short_lut(ds, "VOILUTSequence", "VOI LUT", meta)
         try:
             values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float32)
             meta.voi_lut_applied = True
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError, *element_errors()) as exc:
+        except lut_errors as exc:
             meta.warnings.append(f"VOI LUT sequence ignored ({_short(exc)})")
     if meta.photometric == "MONOCHROME1":
         # Invert around a fixed pivot and move the window centres with it, so presets keep their meaning.

@@ -11,6 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601, as PACS viewers show colour frames in grey
+_LUMINANCE_ROWS = 256  # rows converted at a time: float temporaries stay a few MB whatever the image size
+
+
+def luminance(colour: np.ndarray) -> np.ndarray:
+    """(rows, columns, 3 or 4) samples -> (rows, columns) float32 luminance; alpha is ignored."""
+    gray = np.empty(colour.shape[:2], dtype=np.float32)
+    for top in range(0, colour.shape[0], _LUMINANCE_ROWS):
+        block = colour[top:top + _LUMINANCE_ROWS, :, :3].astype(np.float32)
+        red, green, blue = LUMA_WEIGHTS
+        gray[top:top + _LUMINANCE_ROWS] = block[..., 0] * red + block[..., 1] * green + block[..., 2] * blue
+    return gray
+
 
 @dataclass(frozen=True)
 class WindowPreset:

@@ -1,4 +1,11 @@
-"""Size limits checked from headers BEFORE any pixel data is decoded (decompression-bomb guard)."""
+"""Size limits checked from headers BEFORE any pixel data is decoded (decompression-bomb guard).
+
+The budget: reading any one input (`radassist info`, `read`, `segment`) stays under 1.5 GB of memory and a few
+seconds. The file itself is at most MAX_FILE_BYTES (pydicom holds a whole data set in memory); what a decoder
+allocates at once - every slice or page it decodes, times rows x columns x samples x bytes a sample - is at most
+MAX_DECODED_BYTES; the first frame, the one RadAssist uses, is at most MAX_PIXELS (it becomes float32 and is
+copied a few times on its way to the model and the display). Measured figures: fuzz/README.md, hostile inputs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ MAX_SIDE = 16_384  # px; the largest detectors are ~4300 px, digitised films ~50
 MAX_PIXELS = 120_000_000  # per frame, ~ 11000 x 11000
 MAX_FRAMES = 4_096
 MAX_INFLATED_BYTES = 512 * 2**20  # a deflated DICOM data set; a 16-bit frame at MAX_PIXELS is 240 MB
+MAX_FILE_BYTES = 512 * 2**20  # an uncompressed 16-bit 4300 x 4300 radiograph is 37 MB
+MAX_DECODED_BYTES = 512 * 2**20  # all a decoder produces at once (a 3D file decodes every slice)
 
 # JPEG frame headers SOF0-3, 5-7, 9-11, 13-15 and JPEG-LS SOF55: marker, length (2), precision (1), height (2),
 # width (2). In entropy-coded data 0xFF is followed by 0x00, RSTn or (JPEG-LS) a byte < 0x80, never by these.
@@ -32,6 +41,19 @@ def check_dimensions(rows: int, columns: int, frames: int = 1, samples: int = 1)
         raise InputRefused(f"the image declares {frames} frames; refusing to decode it")
     if samples not in (1, 3, 4):
         raise InputRefused(f"the image declares {samples} samples per pixel, which is not a greyscale or colour image")
+
+
+def check_decoded_bytes(name: str, dimensions: tuple[int, ...], samples: int, bytes_per_sample: int) -> None:
+    """Refuse a file whose decoder would allocate more than MAX_DECODED_BYTES (all slices or pages at once)."""
+    total = samples * bytes_per_sample
+    for size in dimensions:
+        total *= max(int(size), 1)
+    if total > MAX_DECODED_BYTES:
+        shape = " x ".join(str(int(size)) for size in dimensions)
+        raise InputRefused(
+            f"{name} declares {shape} pixels of {samples * bytes_per_sample * 8} bits, which would take "
+            f"{total / 2**20:,.0f} MB to decode (limit {MAX_DECODED_BYTES // 2**20} MB); refusing to read it"
+        )
 
 
 def check_inflated_size(stream: BinaryIO, name: str) -> None:

@@ -35,7 +35,8 @@ def read_preview(path: str | Path, max_side: int = 512) -> Preview | None:
     from PIL import Image, UnidentifiedImageError
     from pydicom.encaps import generate_frames
 
-    from radassist.io.dicom import presentation_values, quiet_decoders, read_metadata
+    from radassist.io.decoder_output import quiet_decoders
+    from radassist.io.dicom import presentation_values, read_metadata
 
     path = Path(path)
     with quiet_decoders():
