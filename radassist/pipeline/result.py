@@ -96,8 +96,11 @@ class DraftReport:
     sentences: list[ReportSentence]
 
     def section_text(self, section: str) -> str:
-        """The section's sentences; those with an anatomy part one line per part, headed "Lungs: ...", "Pleura: ..."."""
-        said = [s for s in self.sentences if s.section == section]
+        return " ".join(s.text for s in self.sentences if s.section == section)
+
+    def findings_by_anatomy(self) -> str:
+        """FINDINGS one line per anatomy part ("Lungs: ...", "Pleura: ..."); sentences without a part first."""
+        said = [s for s in self.sentences if s.section == "FINDINGS"]
         lines = [" ".join(s.text for s in said if s.anatomy is None)]
         lines += [f"{part.value}: " + " ".join(s.text for s in said if s.anatomy is part)
                   for part in AnatomySection if any(s.anatomy is part for s in said)]
@@ -105,7 +108,7 @@ class DraftReport:
 
     def text(self) -> str:
         by_anatomy = any(s.anatomy is not None for s in self.sentences)
-        findings = ("\n" if by_anatomy else " ") + self.section_text("FINDINGS")
+        findings = ("\n" if by_anatomy else " ") + self.findings_by_anatomy()
         return f"FINDINGS:{findings}\n\nIMPRESSION: {self.section_text('IMPRESSION')}\n"
 
 
