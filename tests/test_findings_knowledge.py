@@ -140,8 +140,8 @@ def test_iu_vocabulary_is_covered(shared_data):
 
 
 # -- the compiled cache ----------------------------------------------------------------------------------
-KINDS = (None, "Finding", "Pattern", "Diagnosis", "NormalStatement", "StudyStatement", "Measurement", "Location",
-         "Zone", "Lobe")
+KINDS = (None, "Finding", "Pattern", "Diagnosis", "NormalStatement", "StudyStatement", "Measurement", "ReportHeading",
+         "StudyVerdict", "Location", "Zone", "Lobe")
 
 
 def answers(graph: KnowledgeGraph) -> dict:
@@ -155,6 +155,7 @@ def answers(graph: KnowledgeGraph) -> dict:
         for question in ("broader", "differential", "typical_patterns", "excluded_by", "located_in", "part_of"):
             found[(question, key)] = getattr(graph, question)(key)
         found[("model_label_of", key)] = graph.model_label_of(key)
+        found[("report_section", key)] = graph.report_section(key)
         if concept.model_label:
             found[("node_for_model_label", concept.model_label)] = graph.node_for_model_label(concept.model_label)
         for term in (*concept.terms, "somewhere odd"):

@@ -20,18 +20,22 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from radassist.errors import ModelError
 from radassist.paths import APP_NAME, resources_dir
+from radassist.pipeline.result import AnatomySection
 
 RA = "http://radassist.example/kg#"  # IRI prefix of RadAssist's own nodes and predicates
 SKOS_PREFIX = "http://www.w3.org/2004/02/skos/core#"
 
-# Node kinds a report can mention, as class local names. Measurements are recognised but never labelled.
+# Node kinds a report can mention, as class local names. Measurements and report headings are recognised (so
+# their words are not read as findings) but never labelled.
 LABELLED_KINDS = ("Finding", "Pattern", "Diagnosis", "NormalStatement", "StudyStatement")
-MENTIONABLE_KINDS = (*LABELLED_KINDS, "Measurement")
+UNLABELLED_KINDS = ("Measurement", "ReportHeading")
+MENTIONABLE_KINDS = (*LABELLED_KINDS, *UNLABELLED_KINDS)
 LOCATION_KINDS = ("Location", "Zone", "Lobe")
 
 # The node-to-node relations the questions below follow: predicate local name -> predicate IRI.
@@ -45,7 +49,21 @@ RELATIONS = {
 }
 
 # Part of every cache file's name: bump it when the compiled form, or how Turtle is read into it, changes.
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2
+
+
+class AgeGroup(str, Enum):
+    """ra:ageGroup: the patients a diagnosis is listed for in a differential."""
+
+    ADULT = "adult"
+    PEDIATRIC = "pediatric"
+
+
+class Spread(str, Enum):
+    """ra:distribution: how far a pattern extends (lobar consolidation is focal, a viral pattern bilateral)."""
+
+    FOCAL = "focal"
+    BILATERAL = "bilateral"
 
 # Relation local name -> subject key -> object keys, in the Turtle file's order.
 Relations = Mapping[str, Mapping[str, Sequence[str]]]
@@ -83,6 +101,9 @@ class Concept:
     definition: str | None
     priority: int | None  # differential order for diagnoses (1 first)
     incidental: bool  # named in reports but does not make a study abnormal (e.g. postsurgical change)
+    report_section: str | None = None  # ra:reportSection: the FINDINGS part (an AnatomySection value)
+    age_group: str | None = None  # ra:ageGroup: an AgeGroup value, None for every age
+    distribution: str | None = None  # ra:distribution: a Spread value
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -163,6 +184,18 @@ class KnowledgeGraph:
         """Nodes stated absent when `key` is asserted (ra:excludes)."""
         return sorted(self._related(key, "excludes"), key=lambda c: c.key)
 
+    def report_section(self, key: str) -> str | None:
+        """The FINDINGS part a node belongs to: its own ra:reportSection, else the first one found along
+        its ra:locatedIn locations and their ra:partOf chains."""
+        concept = self.concept(key)
+        if concept.report_section:
+            return concept.report_section
+        for location in self._related(key, "locatedIn"):
+            for place in [location, *self.part_of(location.key)]:
+                if place.report_section:
+                    return place.report_section
+        return None
+
     def located_in(self, key: str) -> list[Concept]:
         return sorted(self._related(key, "locatedIn"), key=lambda c: c.key)
 
@@ -237,6 +270,9 @@ def parse_turtle(source: Path, data: bytes | None = None) -> KnowledgeGraph:
             definition=definitions[0] if definitions else None,
             priority=int(priority) if priority is not None else None,
             incidental=bool(graph.value(subject, ra.incidental)),
+            report_section=vocabulary_value(AnatomySection, graph.value(subject, ra.reportSection), subject),
+            age_group=vocabulary_value(AgeGroup, graph.value(subject, ra.ageGroup), subject),
+            distribution=vocabulary_value(Spread, graph.value(subject, ra.distribution), subject),
         )
 
     subjects = sorted(s for s in set(graph.subjects(SKOS.prefLabel, None))
@@ -250,6 +286,18 @@ def parse_turtle(source: Path, data: bytes | None = None) -> KnowledgeGraph:
             if targets:
                 relations[name][concept.key] = targets
     return KnowledgeGraph(concepts.values(), relations, source)
+
+
+def vocabulary_value(vocabulary: type[Enum], value: object, subject: object) -> str | None:
+    """A literal that must be one of an enum's values (None when absent); ModelError names the node otherwise."""
+    if value is None:
+        return None
+    try:
+        return vocabulary(str(value)).value
+    except ValueError:
+        allowed = ", ".join(repr(v.value) for v in vocabulary)
+        raise ModelError(f"the knowledge graph gives {_local(subject)} the value {str(value)!r}; "
+                         f"expected one of {allowed}") from None
 
 
 def _to_json(graph: KnowledgeGraph) -> dict[str, Any]:

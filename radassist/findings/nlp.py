@@ -35,7 +35,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from radassist.findings.knowledge import KnowledgeGraph, load_knowledge_graph
+from radassist.findings.knowledge import UNLABELLED_KINDS, KnowledgeGraph, load_knowledge_graph
 from radassist.paths import resources_dir
 
 PRESENT, ABSENT, UNCERTAIN = "present", "absent", "uncertain"
@@ -374,7 +374,7 @@ def label_report(text: str, *, graph: KnowledgeGraph | None = None) -> ReportLab
 
     labels: dict[str, str] = {}
     for mention in mentions:
-        if mention.status == "history" or graph.concept(mention.finding).is_a("Measurement"):
+        if mention.status == "history" or any(graph.concept(mention.finding).is_a(k) for k in UNLABELLED_KINDS):
             continue
         for key in [mention.finding, *_broader_diagnoses(mention.finding, graph)]:
             current = labels.get(key)
