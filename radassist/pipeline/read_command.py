@@ -42,6 +42,10 @@ def result_to_dict(result) -> dict:
         "radiomics": {"evidence": sorted({s.text for f in result.findings for s in f.evidence}),
                       "table": result.radiomics_table},
         "report": report,
+        # e.g. cardiothoracic_ratio: points = heart line ends, then thorax line ends, (row, column) image pixels
+        "measurements": {kind.value: {"value": m.value, "unit": m.unit, "note": m.note,
+                                      "points_row_col": [list(point) for point in m.points]}
+                         for kind, m in result.measurements.items()},
         "timings_ms": result.timings_ms,
     }
 
