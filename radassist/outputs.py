@@ -149,6 +149,10 @@ class OutputWriter:
             with contextlib.suppress(FileNotFoundError):
                 temporary_path.unlink()
 
+    def check(self, path: str | os.PathLike[str]) -> None:
+        """Raise OutputRefused now if writing `path` would be refused (to refuse a set of files before any)."""
+        self._check_target(Path(path))
+
     def _check_target(self, target: Path) -> None:
         try:
             status = os.stat(target)

@@ -6,9 +6,15 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from radassist.outputs import OutputWriter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from radassist.outputs import add_overwrite_argument
+
     parser.add_argument("path", help="chest radiograph (DICOM, PNG, JPEG, ...)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     parser.add_argument("--saliency-out", metavar="DIR", help="write one saliency overlay PNG per finding")
@@ -18,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", action="store_true",
                         help="store the AI result in the feedback store as an unsigned session (pre-read)")
     parser.add_argument("--store", metavar="PATH", help="feedback store (default: RADASSIST_DATA_DIR or user data)")
+    add_overwrite_argument(parser)
 
 
 def result_to_dict(result) -> dict:
@@ -50,27 +57,31 @@ def result_to_dict(result) -> dict:
     }
 
 
-def write_overlays(result, image, folder: Path) -> list[Path]:
+def write_overlays(result, image, folder: Path, writer: OutputWriter) -> list[Path]:
+    """One `<stem>_<label>.png` per saliency map; existing files are left alone unless --overwrite."""
     from PIL import Image
 
     from radassist.explain.overlay import blend_overlay
     from radassist.imaging.windowing import normalized_for_model
 
-    folder.mkdir(parents=True, exist_ok=True)
-    gray = normalized_for_model(image)
+    writer.folder(folder)
     stem = Path(result.meta.source_path).stem
-    written = []
+    targets = {label: folder / f"{stem}_{label}.png" for label in result.saliency}
+    for path in targets.values():
+        writer.check(path)  # refuse before writing any, so a refusal leaves no partial set behind
+    gray = normalized_for_model(image)
     for label, saliency in result.saliency.items():
-        path = folder / f"{stem}_{label}.png"
-        Image.fromarray(blend_overlay(gray, saliency)).save(path)
-        written.append(path)
-    return written
+        with writer.open(targets[label]) as handle:
+            Image.fromarray(blend_overlay(gray, saliency)).save(handle, format="PNG")
+    return list(targets.values())
 
 
 def run(args: argparse.Namespace) -> int:
     from radassist.io import read_image
+    from radassist.outputs import OutputWriter
     from radassist.pipeline.read import ReadOptions, read_radiograph
 
+    writer = OutputWriter(inputs=[args.path], overwrite=args.overwrite)
     started = time.perf_counter()
     image = read_image(args.path)
     load_ms = round((time.perf_counter() - started) * 1000.0, 2)
@@ -78,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     result.timings_ms["load"] = load_ms  # the image was read here, before the pipeline
     payload = result_to_dict(result)
     if args.saliency_out:
-        payload["saliency_png"] = [str(p) for p in write_overlays(result, image, Path(args.saliency_out))]
+        payload["saliency_png"] = [str(p) for p in write_overlays(result, image, Path(args.saliency_out), writer)]
     if args.record:
         from radassist.feedback import record_read
 
