@@ -1,61 +1,42 @@
-"""Where does the saliency sit on covid_cxr_seg? Peak hit rate inside the radiologists' lesion masks
-(consolidation ∪ ground-glass) and saliency energy inside the radiologists' lung masks, per finding,
-with bootstrap 95% CIs over images. Runs the shipped models through the runtime path.
+"""Does the saliency peak find the lesion? Peak inside the lesion, pointing game (within 15 px at 512)
+and side agreement, for the CAM, the mirrored CAM and occlusion, each against a random point in the
+lungs, with 95 % bootstrap CIs over patients (radassist.training.anatomy_localisation explains the
+references and the metrics). Runs the installed models through the runtime path.
 
-Usage: .venv/bin/python scripts/saliency_lesion_check.py ../shared/data/covid_cxr_seg
+Usage: .venv/bin/python scripts/saliency_lesion_check.py ../shared/data [--out summary.json] [--limit N]
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from radassist.pipeline.read import ReadOptions, read_radiograph
-
-LESIONS = ("consolidation", "ground_glass_opacity")
+from radassist.inference.engine import load_model
+from radassist.training.anatomy_localisation import find_references, format_table, score_all, summarise
 
 
-def mask(path: Path) -> np.ndarray | None:
-    return np.asarray(Image.open(path)) > 0 if path.exists() else None
-
-
-def bootstrap(values: list[float], seed: int = 0, samples: int = 2000) -> list[float]:
-    rng = np.random.default_rng(seed)
-    data = np.asarray(values, dtype=float)
-    means = [rng.choice(data, data.size).mean() for _ in range(samples)]
-    return [round(float(np.percentile(means, 2.5)), 3), round(float(np.percentile(means, 97.5)), 3)]
-
-
-def main() -> int:
-    folder = Path(sys.argv[1])
-    hits: dict[str, list[float]] = {}
-    energy: dict[str, list[float]] = {}
-    for row in csv.DictReader(open(folder / "labels.csv", encoding="utf-8")):
-        stem = Path(row["file"]).stem
-        lesion_masks = [m for m in (mask(folder / "masks_by_class" / c / f"{stem}.png") for c in LESIONS)
-                        if m is not None]
-        lungs = mask(folder / "masks" / f"{stem}.png")
-        if not lesion_masks or lungs is None:
-            continue
-        lesion = np.logical_or.reduce(lesion_masks)
-        result = read_radiograph(folder / row["file"], ReadOptions(radiomics=False, report=False, enforce_qa=False))
-        for finding in result.findings:
-            saliency = result.saliency.get(finding.label)
-            if saliency is None or finding.peak_rc is None or saliency.shape != lesion.shape:
-                continue
-            hits.setdefault(finding.label, []).append(float(lesion[finding.peak_rc]))
-            energy.setdefault(finding.label, []).append(float(saliency[lungs].sum() / max(saliency.sum(), 1e-9)))
-    report = {label: {"images": len(hits[label]),
-                      "peak_in_lesion_rate": round(float(np.mean(hits[label])), 3),
-                      "peak_in_lesion_ci95": bootstrap(hits[label]),
-                      "energy_in_lungs": round(float(np.mean(energy[label])), 3),
-                      "energy_in_lungs_ci95": bootstrap(energy[label])} for label in hits}
-    print(json.dumps(report, indent=1))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="folder holding covid_cxr_seg/, nih14/ and jsrt/")
+    parser.add_argument("--out", type=Path, help="also write the summary and per-image scores as JSON here")
+    parser.add_argument("--limit", type=int, help="only the first N references of each source (a quick look)")
+    parser.add_argument("--seed", type=int, default=20240611)
+    args = parser.parse_args(argv)
+    references = find_references(args.data)
+    if args.limit:
+        references = [r for source in sorted({r.source for r in references})
+                      for r in [r for r in references if r.source == source][:args.limit]]
+    scores = list(score_all(references, "classifier", "lungseg"))
+    summary = {"classifier": load_model("classifier").card.model_id, "lung_model": load_model("lungseg").card.model_id,
+               **summarise(scores, args.seed)}
+    print(f"classifier {summary['classifier']}, lung model {summary['lung_model']}")
+    print(format_table(summary))
+    if args.out:
+        per_image = [{"image": s.reference.name, "label": s.label, "hit": s.hit, "pointing": s.pointing,
+                      "side": s.side} for s in scores]
+        args.out.write_text(json.dumps({"summary": summary, "images": per_image}, indent=1), encoding="utf-8")
     return 0
 
 

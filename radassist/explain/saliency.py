@@ -127,6 +127,16 @@ def peak_location(saliency: np.ndarray) -> tuple[int, int] | None:
     return int(row), int(column)
 
 
+def mirrored_cam(run_cam: Callable[[np.ndarray], np.ndarray], tensor: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """The CAM (L, h, w) of `tensor` (1, S, S) averaged with the CAM of the mirrored input, mirrored back.
+
+    What a lesion causes moves with the image, so it adds up; what the model attributes to a fixed side
+    of the picture (the heart, side markers) lands on both sides and no longer wins the peak. One extra
+    forward pass. `run_cam` maps a batch (N, 1, S, S) to CAMs (N, L, h, w)."""
+    mirrored = run_cam(np.ascontiguousarray(tensor[None, :, :, ::-1]))[0]
+    return 0.5 * (cam + mirrored[:, :, ::-1])
+
+
 def occlusion_sensitivity(run_logits: Callable[[np.ndarray], np.ndarray], tensor: np.ndarray,
                           grid: int = 8, baseline: float = 0.0) -> np.ndarray:
     """Model-agnostic check: drop in each logit when a patch of the input is replaced by `baseline`.

@@ -1,15 +1,18 @@
-"""Lung fields: the ONNX lung segmentation, its post-processing and the lung zones a report can name.
+"""Lung fields and heart: the ONNX anatomy segmentation, its post-processing and the lung zones a report
+can name.
 
 Why one module holds both the model preprocessing and the post-processing: training imports
 `model_input` from here, so the network is trained on exactly the pixels the runtime feeds it, and
-every consumer (report, saliency, radiomics, `radassist segment`) gets the same two lung fields.
+every consumer (report, saliency, radiomics, CTR, `radassist segment`) gets the same two lung fields
+and the same heart.
 
 The mask operations use SimpleITK, not scipy.ndimage: importing scipy.ndimage costs ~0.4 s in a fresh
 process, which landed on the first read of every viewer session, CLI call and batch worker, while
 SimpleITK is loaded by the read anyway (radiomics).
 
 Label convention (see radassist.pipeline.result): 0 background, 1 = patient's RIGHT lung (on the
-image's LEFT in a standard PA/AP display), 2 = patient's LEFT lung.
+image's LEFT in a standard PA/AP display), 2 = patient's LEFT lung. The heart is a separate mask
+(`LungFields.heart`), so every caller of `labels` keeps seeing lungs only.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from radassist.imaging.resample import resize_plane
 from radassist.imaging.windowing import normalized_for_model
 from radassist.io.image import Radiograph
 
-BACKGROUND, RIGHT_LUNG, LEFT_LUNG = 0, 1, 2
+BACKGROUND, RIGHT_LUNG, LEFT_LUNG, HEART = 0, 1, 2, 3
 SIDE_NAMES = {RIGHT_LUNG: "right", LEFT_LUNG: "left"}
-MODEL_LABELS = ("background", "right_lung", "left_lung")  # output channel order, as the card states it
+LUNG_LABELS = ("background", "right_lung", "left_lung")  # the first output channels, as the card states them
+MODEL_LABELS = (*LUNG_LABELS, "heart")  # what the anatomy model outputs; a lung-only model stops at LUNG_LABELS
 ZONE_NAMES = ("upper", "middle", "lower")
 
 # Post-processing constants, as fractions of the model grid's area or of a side's largest piece.
@@ -99,6 +103,7 @@ class LungFields:
     boxes: dict[str, Box]  # "right"/"left" -> box; a lung that was not found has no entry
     model_id: str = ""
     warnings: list[str] = field(default_factory=list)
+    heart: np.ndarray | None = None  # bool (rows, columns); None when the model has no heart output
 
     @property
     def mask(self) -> np.ndarray:
@@ -199,12 +204,17 @@ def _split_lone_side(kept: dict[int, np.ndarray], min_area: int) -> list[str]:
     return []
 
 
-def clean_lung_grid(probabilities: np.ndarray) -> tuple[dict[int, np.ndarray], list[str]]:
-    """Model-grid probabilities (3, S, S: background, right, left) -> one cleaned boolean mask per lung.
+def lung_probability(probabilities: np.ndarray) -> np.ndarray:
+    """P(right lung) + P(left lung) on the model grid."""
+    return probabilities[RIGHT_LUNG] + probabilities[LEFT_LUNG]
 
-    A pixel is lung where P(background) < 0.5 and belongs to the more probable side; per side the main
+
+def clean_lung_grid(probabilities: np.ndarray) -> tuple[dict[int, np.ndarray], list[str]]:
+    """Model-grid probabilities (background, right, left[, heart], S, S) -> one cleaned boolean mask per lung.
+
+    A pixel is lung where P(right) + P(left) > 0.5 and belongs to the more probable side; per side the main
     pieces are kept and holes filled (a dense consolidation inside a lung is still lung)."""
-    lung = probabilities[BACKGROUND] < 0.5
+    lung = lung_probability(probabilities) > 0.5
     right_wins = probabilities[RIGHT_LUNG] >= probabilities[LEFT_LUNG]
     min_area = int(MIN_PIECE_FRACTION_OF_GRID * lung.size)
     kept = {
@@ -217,9 +227,28 @@ def clean_lung_grid(probabilities: np.ndarray) -> tuple[dict[int, np.ndarray], l
     return kept, warnings
 
 
+def _to_image_through(probability: np.ndarray, kept: np.ndarray, fit: GridFit) -> np.ndarray:
+    """A cleaned grid mask brought to image size through its probability, so the outline keeps the
+    sub-pixel smoothness of the model output instead of the grid's staircase: an 8-bit score, >= 128
+    inside the kept mask and <= 127 outside, bilinear to image size, thresholded at 128."""
+    score = 255.0 * probability
+    score = np.where(kept, np.maximum(score, 128.0), np.minimum(score, 127.0)).astype(np.uint8)
+    return fit.to_image(score, Image.Resampling.BILINEAR) >= 128
+
+
+def clean_heart_grid(probabilities: np.ndarray, lungs: np.ndarray) -> np.ndarray:
+    """The heart on the model grid: P(heart) > 0.5 outside the cleaned lungs, its largest piece, holes
+    filled (empty when that piece is smaller than a noise blob)."""
+    heart = (probabilities[HEART] > 0.5) & ~lungs
+    pieces, areas = connected_pieces(heart)
+    if areas.size == 0 or areas.max() < MIN_PIECE_FRACTION_OF_GRID * heart.size:
+        return np.zeros_like(heart)
+    return fill_holes(pieces == int(np.argmax(areas)) + 1) & ~lungs
+
+
 def lung_fields_from_probabilities(probabilities: np.ndarray, fit: GridFit, model_id: str = "") -> LungFields:
-    """Clean the grid masks, then bring them to image size through the lung probability, so the
-    outline keeps the sub-pixel smoothness of the model output instead of the grid's staircase."""
+    """Clean the grid masks, then bring them to image size through their probabilities. The heart is
+    there when the model outputs it (a 4th channel)."""
     kept, warnings = clean_lung_grid(probabilities)
     lung = kept[RIGHT_LUNG] | kept[LEFT_LUNG]
     labels = np.zeros((fit.rows, fit.columns), dtype=np.uint8)
@@ -227,14 +256,15 @@ def lung_fields_from_probabilities(probabilities: np.ndarray, fit: GridFit, mode
         sides = np.where(kept[RIGHT_LUNG], RIGHT_LUNG, np.where(kept[LEFT_LUNG], LEFT_LUNG, BACKGROUND))
         # Every grid cell takes the side of its nearest lung cell, so outline pixels get a side too.
         side_of_cell = nearest_side(sides)
-        # 8-bit lung score, >= 128 inside the cleaned lungs and <= 127 outside: thresholding its
-        # bilinear upsampling at 128 reproduces the cleaned mask with the model's own outline.
-        score = 255.0 * (1.0 - probabilities[BACKGROUND])
-        score = np.where(lung, np.maximum(score, 128.0), np.minimum(score, 127.0)).astype(np.uint8)
-        inside = fit.to_image(score, Image.Resampling.BILINEAR) >= 128
+        inside = _to_image_through(lung_probability(probabilities), lung, fit)
         # side x inside: BACKGROUND outside, in one uint8 pass (np.where + astype costs twice that)
         labels = np.multiply(fit.to_image(side_of_cell, Image.Resampling.NEAREST), inside, dtype=np.uint8)
-    return LungFields(labels=labels, boxes=bounding_boxes(labels), model_id=model_id, warnings=warnings)
+    heart = None
+    if probabilities.shape[0] > HEART:
+        heart = _to_image_through(probabilities[HEART], clean_heart_grid(probabilities, lung), fit) & (labels == 0)
+        if not heart.any():
+            warnings.append("no heart was found")
+    return LungFields(labels=labels, boxes=bounding_boxes(labels), model_id=model_id, warnings=warnings, heart=heart)
 
 
 def bounding_boxes(labels: np.ndarray) -> dict[str, Box]:
@@ -250,12 +280,14 @@ def bounding_boxes(labels: np.ndarray) -> dict[str, Box]:
 
 
 def segment_lungs(image: Radiograph, model: str = "lungseg") -> LungFields:
-    """Lung fields of a radiograph with the bundled (or activated) lung model, at the image's size."""
+    """Lung fields (and the heart, when the model outputs it) of a radiograph with the bundled (or
+    activated) anatomy model, at the image's size."""
     from radassist.inference.engine import load_model
 
     session = load_model(model)
-    if session.card.data.get("labels") != list(MODEL_LABELS):
-        raise ModelError(f"model {session.card.model_id} does not output {', '.join(MODEL_LABELS)} "
+    labels = session.card.data.get("labels")
+    if labels not in (list(LUNG_LABELS), list(MODEL_LABELS)):
+        raise ModelError(f"model {session.card.model_id} does not output {', '.join(LUNG_LABELS)}[, heart] "
                          "(its card lists other labels), so it cannot be used for lung fields")
     size = int(session.card.data["preprocessing"]["input_size"])
     grid, fit = model_input(image, size)

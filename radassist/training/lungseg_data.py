@@ -1,4 +1,16 @@
-"""Lung segmentation training data: which images, which masks, which patients go to validation.
+"""Anatomy segmentation training data: which images, which masks, which patients go to validation.
+
+Sources and what each annotates:
+- jsrt (SCR masks): right lung, left lung, heart. Clavicles are not used: they overlap the lungs, and a
+  pixel of this model has one label.
+- covid_cxr_seg: right and left lung (its `cardiomediastinum` class also holds the upper mediastinum,
+  so it is not a heart mask and is not used).
+- covid_qu_ex_sample: the union of the lungs only (sides by position).
+
+Lung convention: the VISIBLE lung, as SCR and covid_cxr_seg draw it: it stops at the heart border and
+the diaphragm dome (the retrocardiac lung is not lung here), so the heart and the lungs do not overlap.
+Where a source has no heart mask, its background pixels are labelled UNKNOWN_BACKGROUND ("background or
+heart"), and the loss lets the model put heart there.
 
 Images go through `radassist.io.read_image` and `radassist.imaging.lungs.model_input`, the runtime's
 own reading and preprocessing, so the model never sees pixels the runtime would not produce.
@@ -14,23 +26,27 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from radassist.imaging.lungs import BACKGROUND, LEFT_LUNG, RIGHT_LUNG, GridFit, model_input
+from radassist.imaging.lungs import BACKGROUND, HEART, LEFT_LUNG, RIGHT_LUNG, GridFit, model_input
 from radassist.io import read_image
 
 CXR_SEG = "covid_cxr_seg"
 QU_EX = "covid_qu_ex_sample"
+JSRT = "jsrt"
+UNKNOWN_BACKGROUND = HEART + 1  # training-only target: background or heart (the source has no heart mask)
 
 
 @dataclass(frozen=True)
 class LungCase:
-    """One image with its lung masks. `right_mask`/`left_mask` are None where only the union exists."""
+    """One image with its masks. `right_mask`/`left_mask` are None where only the lung union exists
+    (`lung_mask` is then that file), `heart_mask` where the source has no heart."""
 
     source: str
     image: Path
-    lung_mask: Path  # right lung ∪ left lung, the mask the model is scored on
+    lung_mask: Path  # right lung ∪ left lung (for jsrt: the right lung file, see `lung_truth`)
     right_mask: Path | None
     left_mask: Path | None
     patient: str  # unique across sources
+    heart_mask: Path | None = None
 
     @property
     def name(self) -> str:
@@ -43,7 +59,7 @@ def _rows(folder: Path) -> list[dict[str, str]]:
 
 
 def find_cases(data_root: Path) -> list[LungCase]:
-    """Every usable image of covid_cxr_seg (both lungs annotated) and covid_qu_ex_sample."""
+    """Every usable image of covid_cxr_seg (both lungs annotated), covid_qu_ex_sample and jsrt."""
     cases: list[LungCase] = []
     seg = data_root / CXR_SEG
     for row in _rows(seg):
@@ -69,6 +85,18 @@ def find_cases(data_root: Path) -> list[LungCase]:
             left_mask=None,
             patient=f"{QU_EX}:{row['patient_id'] or stem}",  # no patient ids: each image its own patient
         ))
+    jsrt = data_root / JSRT
+    for row in _rows(jsrt):
+        stem = Path(row["file"]).name
+        cases.append(LungCase(
+            source=JSRT,
+            image=jsrt / row["file"],
+            lung_mask=jsrt / "masks" / "right_lung" / stem,
+            right_mask=jsrt / "masks" / "right_lung" / stem,
+            left_mask=jsrt / "masks" / "left_lung" / stem,
+            heart_mask=jsrt / "masks" / "heart" / stem,
+            patient=f"{JSRT}:{row['patient_id']}",
+        ))
     return cases
 
 
@@ -92,17 +120,31 @@ def read_mask(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L")) > 127
 
 
-def side_labels(case: LungCase) -> np.ndarray:
-    """uint8 labels at image size: 1 right lung, 2 left lung. Where only the union exists, each connected
-    piece goes to the side of the image its centre lies on (right lung = image left)."""
+def lung_truth(case: LungCase) -> np.ndarray:
+    """The annotated lung union (right ∪ left) at image size."""
     if case.right_mask is not None and case.left_mask is not None:
-        labels = np.zeros(read_mask(case.lung_mask).shape, dtype=np.uint8)
-        labels[read_mask(case.right_mask)] = RIGHT_LUNG
+        return read_mask(case.right_mask) | read_mask(case.left_mask)
+    return read_mask(case.lung_mask)
+
+
+def side_labels(case: LungCase) -> np.ndarray:
+    """uint8 labels at image size: 1 right lung, 2 left lung, 3 heart (or UNKNOWN_BACKGROUND for the
+    background of a source without heart masks). Where only the lung union exists, each connected piece
+    goes to the side of the image its centre lies on (right lung = image left). The few pixels the SCR
+    heart and lung outlines share stay lung."""
+    if case.right_mask is not None and case.left_mask is not None:
+        right = read_mask(case.right_mask)
+        if case.heart_mask is None:
+            labels = np.full(right.shape, UNKNOWN_BACKGROUND, dtype=np.uint8)
+        else:
+            labels = np.full(right.shape, BACKGROUND, dtype=np.uint8)
+            labels[read_mask(case.heart_mask)] = HEART
+        labels[right] = RIGHT_LUNG
         labels[read_mask(case.left_mask)] = LEFT_LUNG
         return labels
     union = read_mask(case.lung_mask)
     components, count = ndimage.label(union)
-    labels = np.zeros(union.shape, dtype=np.uint8)
+    labels = np.full(union.shape, UNKNOWN_BACKGROUND, dtype=np.uint8)
     centres = ndimage.center_of_mass(union, components, range(1, count + 1))
     for index, (_, column) in enumerate(centres, start=1):
         labels[components == index] = RIGHT_LUNG if column < union.shape[1] / 2 else LEFT_LUNG
@@ -110,13 +152,12 @@ def side_labels(case: LungCase) -> np.ndarray:
 
 
 def target_grid(labels: np.ndarray, fit: GridFit) -> np.ndarray:
-    """Image-size labels -> model-grid labels, each side resampled like the image (area > 50 % wins)."""
-    right = fit.to_grid((labels == RIGHT_LUNG).astype(np.float32))
-    left = fit.to_grid((labels == LEFT_LUNG).astype(np.float32))
-    grid = np.full(right.shape, BACKGROUND, dtype=np.uint8)
-    grid[(right >= 0.5) & (right >= left)] = RIGHT_LUNG
-    grid[(left >= 0.5) & (left > right)] = LEFT_LUNG
-    return grid
+    """Image-size labels -> model-grid labels: each label's share of a cell resampled like the image,
+    the largest share wins. The grid's zero padding has no share of anything: true background,
+    whatever the source annotates."""
+    shares = np.stack([fit.to_grid((labels == label).astype(np.float32))
+                       for label in range(UNKNOWN_BACKGROUND + 1)])
+    return shares.argmax(axis=0).astype(np.uint8)
 
 
 def load_arrays(cases: list[LungCase], size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
-"""Score a lung model the way it will be used: the runtime path (read_image -> ONNX -> post-processing)
-at each image's own size, Dice of the binary lung mask against the radiologists' `masks/` file.
+"""Score the anatomy model the way it will be used: the runtime path (read_image -> ONNX -> post-processing)
+at each image's own size: Dice of the binary lung mask (right ∪ left) against the annotated lungs, and
+Dice of the heart on the images with a heart mask (jsrt).
 
 Run alone:  .venv/bin/python -m radassist.training.lungseg_evaluate --card models/lungseg.card.json
             --data /work/shared/data   (scores the card's recorded validation images)
@@ -16,7 +17,7 @@ import numpy as np
 
 from radassist.imaging.lungs import segment_lungs
 from radassist.io import read_image
-from radassist.training.lungseg_data import LungCase, find_cases, read_mask
+from radassist.training.lungseg_data import LungCase, find_cases, lung_truth, read_mask
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -43,34 +44,54 @@ def bootstrap_mean_ci(values: list[float], groups: list[str], seed: int,
     return float(low), float(high)
 
 
+def _summary(per_image: dict[str, float], cases: list[LungCase], seed: int) -> dict:
+    values = list(per_image.values())
+    patients = {case.name: case.patient for case in cases}
+    low, high = bootstrap_mean_ci(values, [patients[name] for name in per_image], seed)
+    return {"mean": round(float(np.mean(values)), 4), "ci95": [round(low, 4), round(high, 4)],
+            "median": round(float(np.median(values)), 4), "min": round(float(np.min(values)), 4),
+            "n": len(values), "n_patients": len({patients[name] for name in per_image})}
+
+
 def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
-    """Per-image Dice, its mean with a bootstrap CI, per-source means and the per-image runtime."""
+    """Per-image lung and heart Dice, their means with bootstrap CIs over patients, per-source means and
+    the per-image runtime."""
     segment_lungs(read_image(cases[0].image), str(card_path))  # build the session outside the timing
-    per_image: dict[str, float] = {}
+    lungs: dict[str, float] = {}
+    heart: dict[str, float] = {}
     milliseconds: list[float] = []
     for case in cases:
         image = read_image(case.image)
         start = time.perf_counter()
         fields = segment_lungs(image, str(card_path))
         milliseconds.append(1000.0 * (time.perf_counter() - start))
-        per_image[case.name] = round(dice(fields.mask, read_mask(case.lung_mask)), 4)
-    values = list(per_image.values())
-    low, high = bootstrap_mean_ci(values, [case.patient for case in cases], seed)
+        lungs[case.name] = round(dice(fields.mask, lung_truth(case)), 4)
+        if case.heart_mask is not None and fields.heart is not None:
+            heart[case.name] = round(dice(fields.heart, read_mask(case.heart_mask)), 4)
+    lung_summary = _summary(lungs, cases, seed)
+    heart_summary = _summary(heart, cases, seed) if heart else None
     by_source = {
-        source: round(float(np.mean([d for name, d in per_image.items() if name.startswith(source + "/")])), 4)
+        source: round(float(np.mean([d for name, d in lungs.items() if name.startswith(source + "/")])), 4)
         for source in sorted({case.source for case in cases})
     }
     return {
-        "dice": round(float(np.mean(values)), 4),
-        "dice_ci95": [round(low, 4), round(high, 4)],
-        "dice_median": round(float(np.median(values)), 4),
-        "dice_min": round(float(np.min(values)), 4),
-        "n_val": len(values),
-        "n_val_patients": len({case.patient for case in cases}),
+        "dice": lung_summary["mean"],
+        "dice_ci95": lung_summary["ci95"],
+        "dice_median": lung_summary["median"],
+        "dice_min": lung_summary["min"],
+        "n_val": lung_summary["n"],
+        "n_val_patients": lung_summary["n_patients"],
         "dice_by_source": by_source,
-        "dice_per_image": per_image,
-        "definition": "Dice of the binary lung mask (right ∪ left) at the image's own size, runtime path "
-                      "(read_image, model_input, ONNX, post-processing), mean over validation images; "
+        "heart_dice": heart_summary["mean"] if heart_summary else None,
+        "heart_dice_ci95": heart_summary["ci95"] if heart_summary else None,
+        "heart_dice_median": heart_summary["median"] if heart_summary else None,
+        "heart_dice_min": heart_summary["min"] if heart_summary else None,
+        "n_val_heart": len(heart),
+        "dice_per_image": lungs,
+        "heart_dice_per_image": heart,
+        "definition": "Dice at the image's own size, runtime path (read_image, model_input, ONNX, "
+                      "post-processing), mean over validation images: `dice` of the binary lung mask "
+                      "(right ∪ left), `heart_dice` of the heart on the images with a heart mask (jsrt); "
                       f"95 % CI: percentile bootstrap over patients, {BOOTSTRAP_RESAMPLES} resamples",
         "runtime_ms_per_image": {
             "median": round(float(np.median(milliseconds)), 1),
@@ -91,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [case for case in find_cases(args.data) if case.name in wanted]
     result = evaluate(args.card, cases, int(card["training"]["seed"]))
     result.pop("dice_per_image")
+    result.pop("heart_dice_per_image")
     print(json.dumps(result, indent=2))
     return 0
 

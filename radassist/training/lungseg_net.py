@@ -1,4 +1,4 @@
-"""The lung segmentation network and its training-time augmentation (torch; [train] extra only).
+"""The anatomy segmentation network, its augmentation and loss (torch; [train] extra only).
 
 Why this shape: a U-Net is the standard for lung fields, but on a shared 2-core CPU the full-resolution
 levels dominate the cost. A stride-2 stem lets the U-Net work at half the grid (128 px for a 256 grid)
@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CLASSES = 3  # background, right lung, left lung
+from radassist.imaging.lungs import HEART, MODEL_LABELS
+from radassist.training.lungseg_data import UNKNOWN_BACKGROUND
+
+CLASSES = len(MODEL_LABELS)  # background, right lung, left lung, heart (UNKNOWN_BACKGROUND == CLASSES)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -46,7 +49,7 @@ class LungUNet(nn.Module):
         self.head = nn.Conv2d(channels[0], CLASSES, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) in [0, 1] -> logits (N, 3, S, S); S must be divisible by 2 ** len(channels)."""
+        """(N, 1, S, S) in [0, 1] -> logits (N, CLASSES, S, S); S must be divisible by 2 ** len(channels)."""
         x = self.stem(image)
         skips = []
         for level, block in enumerate(self.encoder):
@@ -107,17 +110,28 @@ def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Genera
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    one_hot = F.one_hot(targets, CLASSES).permute(0, 3, 1, 2).float()
+    one_hot = F.one_hot(targets, CLASSES + 1).permute(0, 3, 1, 2).float()
     one_hot = F.grid_sample(one_hot, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return images, one_hot.argmax(dim=1)  # outside the image all classes are 0 -> background
 
 
 def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy plus soft Dice of the two lungs: CE alone under-weights thin lung edges and apices."""
-    cross_entropy = F.cross_entropy(logits, targets)
-    probabilities = torch.softmax(logits, dim=1)[:, 1:]
-    truth = F.one_hot(targets, CLASSES).permute(0, 3, 1, 2).float()[:, 1:]
+    """Cross-entropy plus soft Dice of the lungs and the heart: CE alone under-weights thin lung edges
+    and apices.
+
+    Partial labels: a UNKNOWN_BACKGROUND pixel (a source without heart masks) scores the probability of
+    "background or heart", so such images teach the lungs without teaching "the heart is background";
+    the heart Dice counts only images whose heart is annotated."""
+    log_probabilities = torch.log_softmax(logits, dim=1)
+    either = torch.logsumexp(log_probabilities[:, [0, HEART]], dim=1, keepdim=True)
+    cross_entropy = F.nll_loss(torch.cat([log_probabilities, either], dim=1), targets)
+    probabilities = log_probabilities.exp()[:, 1:]
+    truth = F.one_hot(targets, CLASSES + 1).permute(0, 3, 1, 2).float()[:, 1:CLASSES]
     overlap = (probabilities * truth).sum(dim=(2, 3))
     total = probabilities.sum(dim=(2, 3)) + truth.sum(dim=(2, 3))
-    dice = (2 * overlap + 1.0) / (total + 1.0)
-    return cross_entropy + (1.0 - dice.mean())
+    dice = (2 * overlap + 1.0) / (total + 1.0)  # (N, CLASSES - 1): right lung, left lung, heart
+    heart_annotated = ~(targets == UNKNOWN_BACKGROUND).flatten(1).any(dim=1)
+    lung_dice = dice[:, :HEART - 1].mean()
+    if heart_annotated.any():
+        return cross_entropy + (1.0 - 0.5 * (lung_dice + dice[heart_annotated, HEART - 1].mean()))
+    return cross_entropy + (1.0 - lung_dice)
