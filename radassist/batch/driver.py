@@ -13,8 +13,10 @@ from __future__ import annotations
 import enum
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from radassist.batch.results import (
     RESULTS_FOLDER,
@@ -95,8 +97,14 @@ def _engine(plan: BatchPlan):
     return LocalEngine(plan.workers, plan.threads_per_worker, plan.worker_options)
 
 
-def run_batch(plan: BatchPlan, progress=None) -> BatchTotals:
-    """Run the batch; `progress` (e.g. a tqdm bar) gets `total` set and `update(1)` per finished image."""
+class Progress(Protocol):
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
+
+
+def run_batch(plan: BatchPlan, make_progress: Callable[[int], Progress] | None = None) -> BatchTotals:
+    """Run the batch. `make_progress(total)` (e.g. a tqdm bar) is called once the source is listed."""
     started = time.perf_counter()
     if plan.resume and plan.overwrite:
         raise InputRefused("--resume keeps earlier results and --overwrite replaces them: give one of them")
@@ -108,13 +116,14 @@ def run_batch(plan: BatchPlan, progress=None) -> BatchTotals:
     writer.folder(plan.out)
     summary = SummaryWriter(writer, plan.out / SUMMARY_NAME)
     totals = BatchTotals(images=len(listing.items) + len(listing.refused))
-    if progress is not None:
-        progress.total = totals.images
+    progress = make_progress(totals.images) if make_progress is not None else None
     try:
         queue = _record_listing(plan, listing, summary, totals, progress)
         _read(plan, queue, writer, summary, totals, progress)
     finally:
         summary.close()
+        if progress is not None:
+            progress.close()
     summary.write_studies(writer, plan.out / STUDIES_NAME)
     totals.by_status = {status: summary.counts[status] for status in ImageStatus}
     totals.seconds = time.perf_counter() - started
@@ -122,7 +131,7 @@ def run_batch(plan: BatchPlan, progress=None) -> BatchTotals:
 
 
 def _record_listing(plan: BatchPlan, listing: SourceListing, summary: SummaryWriter, totals: BatchTotals,
-                    progress) -> WorkQueue:
+                    progress: Progress | None) -> WorkQueue:
     """Rows for what the source names but will not be read, and for results kept (--resume); the rest is queued."""
     for entry in listing.refused:
         summary.add(SummaryRow(entry.relative, ImageStatus.REFUSED, entry.reason, folder_key(entry.relative)))
@@ -135,7 +144,7 @@ def _record_listing(plan: BatchPlan, listing: SourceListing, summary: SummaryWri
         totals.kept += 1
         summary.add(SummaryRow(item.relative, ImageStatus.READ, "", payload["batch"].get("study", ""),
                                tuple(positive_labels(payload)), _relative_result(plan, item), total_ms(payload), 0))
-    if progress is not None:
+    if progress is not None and len(listing.refused) + totals.kept:
         progress.update(len(listing.refused) + totals.kept)
     return WorkQueue(to_read, plan.retries)
 
@@ -145,7 +154,7 @@ def _relative_result(plan: BatchPlan, item: BatchItem) -> str:
 
 
 def _read(plan: BatchPlan, queue: WorkQueue, writer: OutputWriter, summary: SummaryWriter, totals: BatchTotals,
-          progress) -> None:
+          progress: Progress | None) -> None:
     first_result_at: float | None = None
 
     def deliver(outcome: Outcome) -> None:

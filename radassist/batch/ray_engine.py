@@ -63,6 +63,16 @@ def ray_session(out: Path, address: str | None, cpus: int) -> Iterator[object]:
         ray.shutdown()
         if link_folder is not None:
             shutil.rmtree(link_folder, ignore_errors=True)
+            _relink_latest_session(out / RAY_FOLDER)
+
+
+def _relink_latest_session(ray_folder: Path) -> None:
+    """Ray's session_latest link points through the removed short link; point it at the session beside it."""
+    latest = ray_folder / "session_latest"
+    if latest.is_symlink():
+        session = Path(os.readlink(latest)).name
+        latest.unlink()
+        latest.symlink_to(session, target_is_directory=True)
 
 
 class RayEngine:

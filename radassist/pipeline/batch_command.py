@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume, overwrite=args.overwrite, ray_address=args.ray_address,
         worker_options=WorkerOptions(record=args.record, store=args.store),
     )
-    with tqdm(unit="image", desc="reading", file=sys.stderr) as progress:
-        totals = run_batch(plan, progress)
+    totals = run_batch(plan, lambda total: tqdm(total=total, unit="image", desc="reading", file=sys.stderr))
     for note in totals.notes:
         print(f"radassist: note: {note}", file=sys.stderr)
     print(summary_line(plan, totals))
