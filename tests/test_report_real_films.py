@@ -130,3 +130,33 @@ def test_every_anatomy_part_is_spoken_for_or_marked_not_assessed(films):
             assert not not_assessed or len(said) == 1, (film.name, part)  # never both
         if report.section_text("IMPRESSION").startswith("No acute abnormality"):
             assert not film.result.flagged(), film.name  # a normal statement only when nothing is positive
+
+
+@pytest.mark.parametrize("elements, years", [
+    ({"PatientAge": "045Y"}, 45.0),
+    ({"PatientAge": "006M"}, 0.5),
+    ({"PatientAge": "010W"}, round(70 / 365.25, 3)),
+    ({"PatientAge": "003D", "PatientBirthDate": "19400305", "StudyDate": "20040826"}, round(3 / 365.25, 3)),
+    ({"PatientBirthDate": "19400305", "StudyDate": "20040826"}, 64.476),
+    ({"PatientAge": "45", "PatientBirthDate": "2020", "StudyDate": "20040826"}, None),  # malformed: ignored
+    ({"PatientBirthDate": "20100101", "StudyDate": "20040826"}, None),  # born after the study
+    ({}, None),
+])
+def test_patient_age_from_dicom_age_or_birth_date(elements, years):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from radassist.io.dicom import read_metadata
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Rows, ds.Columns = 8, 8
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    assert read_metadata(ds, Path("film.dcm")).patient_age_years == years
+
+
+def test_a_real_dicom_gives_its_age_to_the_report(shared_data):
+    image = read_image(shared_data / "dicom" / "pylibjpeg_data" / "RG1_J2KI.dcm")  # birth 1940-03-05, study 2004-08-26
+    assert image.meta.patient_age_years == 64.476
