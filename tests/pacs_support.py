@@ -3,8 +3,8 @@ real chest DICOM from ../shared/data with new UIDs (so a test can store many dis
 
 from __future__ import annotations
 
+import copy
 import json
-import os
 import shutil
 import signal
 import socket
@@ -38,7 +38,7 @@ def chest_copies(source: Path, folder: Path, count: int, *, study_uid: str | Non
     series_uid = generate_uid()
     paths = []
     for index in range(count):
-        ds = template.copy()
+        ds = copy.deepcopy(template)
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.InstanceNumber = index + 1
@@ -123,11 +123,12 @@ def stop(process: subprocess.Popen | None) -> None:
         process.wait(10)
 
 
-def start_listener(spool: Path, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
+def start_listener(spool: Path, port: int, *extra: str, preexec_fn=None) -> subprocess.Popen:
     """`radassist listen` in a child process; returns once it answers C-ECHO."""
     command = [sys.executable, "-m", "radassist.cli", "listen", "--port", str(port), "--spool", str(spool), *extra]
+    spool.parent.mkdir(parents=True, exist_ok=True)
     log = open(spool.parent / f"listener-{port}.log", "ab")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

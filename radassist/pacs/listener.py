@@ -251,13 +251,16 @@ class Listener:
 
         try:
             ds = event.dataset
-            sop_instance_uid = str(ds.SOPInstanceUID)
-            study_uid, series_uid, sop_class_uid = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), \
-                str(ds.SOPClassUID)
-        except AttributeError:
-            return StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS  # a required UID is missing
+            sop_class_uid, sop_instance_uid = ds.get("SOPClassUID"), ds.get("SOPInstanceUID")
+            study_uid, series_uid = ds.get("StudyInstanceUID"), ds.get("SeriesInstanceUID")
         except Exception:  # pydicom raises many kinds on a malformed stream
             return StoreStatus.CANNOT_UNDERSTAND
+        if sop_class_uid is None or sop_instance_uid is None:  # every storage data set opens with these two
+            return StoreStatus.CANNOT_UNDERSTAND
+        if study_uid is None or series_uid is None:
+            return StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS  # a required UID is missing
+        sop_class_uid, sop_instance_uid, study_uid, series_uid = map(
+            str, (sop_class_uid, sop_instance_uid, study_uid, series_uid))
         if sop_class_uid != event.context.abstract_syntax or not all(
                 UID(uid).is_valid for uid in (sop_instance_uid, study_uid, series_uid)):
             return StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS
