@@ -1,12 +1,24 @@
-"""Batch: `radassist batch DIR --out DIR` throughput with 1 and 2 worker processes (ratio vs 1 worker).
+"""Batch throughput: `radassist batch` with 1 and 2 workers on the local engine, on a local Ray instance, and on a
+simulated multi-node Ray cluster (a head with no CPUs + two 1-CPU worker nodes, all on 127.0.0.1), with the
+ratio 2-vs-1 workers for each.
 
-Images: the first N PNGs of ../shared/data/pediatric_pneumonia and covid_hannover (linked into a temp
-folder; nothing is copied into the repo). Run: .venv/bin/python benchmarks/bench_batch.py [--images N]
+Figures per run: the whole command (start-up, model load, Ray start, reading) and the steady rate the command
+prints ("images/s after start-up": images read between its first and last result). The load average is
+printed beside each run: on a shared machine it explains more than anything else.
+
+Images: the first N PNGs of ../shared/data/pediatric_pneumonia and covid_hannover, copied into a temporary
+folder (the batch reads only files inside its source folder; nothing is copied into the repo).
+Run: .venv/bin/python benchmarks/bench_batch.py [--images N] [--skip-ray]
+The Ray cluster processes are started with `ray start --block` and stopped by their own process ids.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +30,10 @@ from harness import emit_json, print_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+HEAD_PORT = 6389  # `ray start --head` on 127.0.0.1 needs a port outside 10002-19999
+RATE = re.compile(r"([\d.]+) images/s after start-up")
+QUIET_RAY = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def image_folder(count: int, root: Path) -> Path:
@@ -26,33 +42,104 @@ def image_folder(count: int, root: Path) -> Path:
     sources = sorted((SHARED / "pediatric_pneumonia/images").glob("*.png"))[: count // 2]
     sources += sorted((SHARED / "covid_hannover/images").glob("*.png"))[: count - len(sources)]
     for source in sources:
-        (folder / source.name).symlink_to(source)
+        shutil.copy(source, folder / source.name)
     return folder
 
 
-def run_batch(folder: Path, out: Path, workers: int) -> float:
+def run_batch(folder: Path, out: Path, workers: int, *engine_args: str) -> dict:
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    subprocess.run([str(REPO / ".venv/bin/radassist"), "batch", str(folder), "--out", str(out),
-                    "--workers", str(workers)], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    proc = subprocess.run([str(BIN / "radassist"), "batch", str(folder), "--out", str(out), "--workers", str(workers),
+                           *engine_args], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"batch failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    match = RATE.search(proc.stdout)
+    line = proc.stdout.strip().splitlines()[0]
+    if not line.startswith(f"{len(list(folder.iterdir()))} images: {len(list(folder.iterdir()))} read"):
+        raise SystemExit(f"not every image was read: {line}")
+    return {"seconds": round(seconds, 2), "steady_images_per_s": float(match.group(1)) if match else None,
+            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
+
+
+class SimulatedCluster:
+    """A Ray head with no CPUs and `nodes` worker nodes of one CPU each, all on 127.0.0.1."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        self.temp = Path(tempfile.mkdtemp(prefix="rb-"))  # short: Ray's socket paths must stay < 108 bytes
+        self.processes: list[subprocess.Popen] = []
+        self.address = f"127.0.0.1:{HEAD_PORT}"
+
+    def __enter__(self) -> SimulatedCluster:
+        ray = str(BIN / "ray")
+        self._start([ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={HEAD_PORT}",
+                     "--num-cpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self.temp}"])
+        self._wait_for_cpus(0)
+        for _ in range(self.nodes):
+            self._start([ray, "start", "--block", f"--address={self.address}", "--node-ip-address=127.0.0.1",
+                         "--num-cpus=1", "--disable-usage-stats"])
+        self._wait_for_cpus(self.nodes)
+        return self
+
+    def _start(self, command: list[str]) -> None:
+        self.processes.append(subprocess.Popen(command, env=QUIET_RAY, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def _wait_for_cpus(self, cpus: int, timeout: float = 180) -> None:
+        probe = (f"import logging, ray; ray.init(address='{self.address}', logging_level=logging.ERROR); "
+                 "print(int(ray.cluster_resources().get('CPU', 0)))")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=QUIET_RAY)
+            if proc.returncode == 0 and proc.stdout.split() and int(proc.stdout.split()[0]) >= cpus:
+                return
+            time.sleep(2)
+        raise SystemExit(f"the simulated cluster did not reach {cpus} CPUs")
+
+    def __exit__(self, *exc) -> None:
+        for process in reversed(self.processes):  # worker nodes first, the head last
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)  # `ray start --block` stops its own node on SIGTERM
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--images", type=int, default=120)
+    parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args()
+    runs: dict[str, dict[int, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = image_folder(args.images, Path(tmp))
         count = len(list(folder.iterdir()))
-        seconds = {w: run_batch(folder, Path(tmp) / f"out{w}", w) for w in (1, 2)}
-    rows, results = [], {}
-    for workers, elapsed in seconds.items():
-        throughput = count / elapsed
-        results[f"workers_{workers}"] = {"seconds": round(elapsed, 2), "images_per_s": round(throughput, 2),
-                                         "speedup_vs_1": round(seconds[1] / elapsed, 3)}
-        rows.append([workers, count, round(elapsed, 2), round(throughput, 2), round(seconds[1] / elapsed, 3)])
-    print_table("batch: radassist batch (whole process, incl. start-up and model load)",
-                ["workers", "images", "seconds", "images/s", "speed-up vs 1"], rows)
+        out = Path(tmp)
+        runs["local"] = {w: run_batch(folder, out / f"local{w}", w) for w in (1, 2)}
+        if not args.skip_ray:
+            runs["ray (local instance)"] = {w: run_batch(folder, out / f"ray{w}", w, "--engine", "ray") for w in (1, 2)}
+            with SimulatedCluster(nodes=2) as cluster:
+                runs["ray (head + 2 nodes)"] = {
+                    w: run_batch(folder, out / f"cluster{w}", w, "--engine", "ray", "--ray-address", cluster.address)
+                    for w in (1, 2)}
+    rows, results = [], {"images": count, "cpus": os.cpu_count()}
+    for engine, by_workers in runs.items():
+        one = by_workers[1]
+        for workers, run in by_workers.items():
+            steady = run["steady_images_per_s"]
+            ratio_steady = round(steady / one["steady_images_per_s"], 2) if steady and one["steady_images_per_s"] else None
+            ratio_whole = round(one["seconds"] / run["seconds"], 2)
+            rows.append([engine, workers, run["seconds"], round(count / run["seconds"], 2), steady, ratio_steady,
+                         ratio_whole, f"{run['load_before']} -> {run['load_after']}"])
+            results[f"{engine}|{workers}"] = {**run, "whole_images_per_s": round(count / run["seconds"], 2),
+                                              "steady_vs_1_worker": ratio_steady, "whole_vs_1_worker": ratio_whole}
+    print_table(f"batch: {count} images, radassist batch as a command ({os.cpu_count()} CPUs)",
+                ["engine", "workers", "seconds", "images/s whole", "images/s steady", "steady vs 1",
+                 "whole vs 1", "load avg (1 min)"], rows)
     emit_json("batch", results)
 
 

@@ -15,12 +15,13 @@ paths must be readable at the same place on every node; results are written by t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from radassist.batch.local_engine import LOST_WORKERS_PER_WORKER, WorkersUnavailable
@@ -33,7 +34,7 @@ IN_FLIGHT_PER_ACTOR = 2  # one being read, one waiting on the actor: no idle gap
 RAY_FOLDER = "ray"
 
 
-@contextmanager
+@contextlib.contextmanager
 def ray_session(out: Path, address: str | None, cpus: int) -> Iterator[object]:
     """Start (or join) Ray and yield the `ray` module; shut it down afterwards."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray.init; no usage statistics leave the machine
@@ -58,7 +59,8 @@ def ray_session(out: Path, address: str | None, cpus: int) -> Iterator[object]:
         where = f"connect to the Ray cluster at {address}" if address else "start a local Ray instance"
         raise InputRefused(f"cannot {where} ({type(exc).__name__}: {exc})") from None
     try:
-        yield ray
+        with contextlib.redirect_stdout(sys.stderr):  # Ray prints lost-worker notices to stdout: keep it ours
+            yield ray
     finally:
         ray.shutdown()
         if link_folder is not None:
