@@ -89,43 +89,60 @@ class StudyIndex:
         self.skipped += other.skipped
 
     def add_paths(self, paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-        """Index files, folders and DICOMDIRs; returns the image files found, in the order given."""
+        """Index files, folders and DICOMDIRs; returns the image files found, in the order given.
+
+        A file given by name must be a regular file (else InputRefused); what a folder or DICOMDIR lists is
+        confined to that folder: entries that lead outside it, FIFOs, devices and link loops are skipped.
+        """
+        from radassist.io.files import regular_file
+
         found: list[Path] = []
         for path in map(Path, paths):
-            if not path.exists():
-                raise InputRefused(f"{path} does not exist")
-            if path.is_dir():
+            if _is_folder(path):
                 dicomdir = _dicomdir_in(path)
                 found += self._add_dicomdir(dicomdir) if dicomdir else self._add_folder(path)
             elif path.name.upper() == "DICOMDIR":
                 found += self._add_dicomdir(path)
             else:
+                regular_file(path)
                 found += self._add_file(path, explicit=True)
         return found
 
     def _add_folder(self, folder: Path) -> list[Path]:
+        from radassist.io.files import confined, regular_file
+
         found: list[Path] = []
         seen = 0
-        for root, dirs, files in os.walk(folder):
+        for root, dirs, files in os.walk(folder, onerror=lambda exc: self._skip_unreadable(exc)):
             dirs.sort()
             for name in sorted(files):
                 seen += 1
                 if seen > MAX_FILES_PER_FOLDER:
                     self.skipped.append(f"{folder.name}: stopped after {MAX_FILES_PER_FOLDER} files")
                     return found
-                found += self._add_file(Path(root) / name, explicit=False)
+                path = Path(root) / name
+                try:
+                    confined(path, folder)
+                    regular_file(path)
+                except InputRefused as refusal:
+                    self.skipped.append(f"{name}: {refusal}")
+                    continue
+                found += self._add_file(path, explicit=False)
         return found
 
+    def _skip_unreadable(self, exc: OSError) -> None:
+        self.skipped.append(f"{Path(exc.filename or '').name}: cannot be listed ({exc.strerror or exc})")
+
     def _add_file(self, path: Path, *, explicit: bool) -> list[Path]:
-        """Index one file; in a folder walk, files that are not images are passed over silently."""
+        """Index one regular file; in a folder walk, files that are not images are passed over silently."""
         from radassist.io.dicom import looks_like_dicom
+        from radassist.io.files import read_head
         from radassist.io.raster import raster_format
 
         try:
-            with open(path, "rb") as handle:
-                head = handle.read(_HEAD_BYTES)
-        except OSError as exc:
-            self.skipped.append(f"{path.name}: cannot be opened ({exc.strerror or exc})")
+            head = read_head(path, _HEAD_BYTES)
+        except InputRefused as refusal:
+            self.skipped.append(f"{path.name}: {refusal}")
             return []
         if looks_like_dicom(head) or (explicit and path.suffix.lower() in (".dcm", ".dicom", "")):
             return self._add_dicom(path)
@@ -160,22 +177,27 @@ class StudyIndex:
         return [path]
 
     def _add_dicomdir(self, dicomdir: Path) -> list[Path]:
-        from pydicom.fileset import FileSet
+        from radassist.io.dicomdir import read_dicomdir
 
-        try:
-            file_set = FileSet(str(dicomdir))
-        except Exception as exc:  # pydicom raises many kinds for a damaged DICOMDIR
-            raise InputRefused(f"{dicomdir} is not a readable DICOMDIR ({type(exc).__name__}: {exc})") from None
-        found = []
-        for record in file_set:
-            path = Path(record.path)
-            if not path.is_file():
-                self.skipped.append(f"{path.name}: listed in the DICOMDIR but missing")
-                continue
-            study, series, instance = _records(record, path)
+        listing = read_dicomdir(dicomdir)
+        self.skipped += listing.skipped
+        for image in listing.images:
+            study, series, instance = _records(image, image.path)
             self.add(study, series, instance)
-            found.append(path)
-        return found
+        return [image.path for image in listing.images]
+
+
+def _is_folder(path: Path) -> bool:
+    """True for a folder; InputRefused for a path that cannot be looked at (missing, link loop, no access)."""
+    import stat
+
+    from radassist.io.files import regular_file
+
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        regular_file(path)  # raises the one-sentence reason
+        raise
 
 
 def _dicomdir_in(folder: Path) -> Path | None:

@@ -15,17 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-record", action="store_true",
                         help="do not record decisions and edits in the feedback store")
     parser.add_argument("--store", metavar="PATH", help="feedback store file (default: in the user-data folder)")
+    parser.add_argument("--reader", metavar="ID",
+                        help="who reads (recorded with every decision and the signature; asked once if not given)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from radassist.errors import InputRefused
+    from radassist.io.files import regular_file
 
     for path in args.paths:
-        if not Path(path).exists():
-            raise InputRefused(f"{path} does not exist")
+        if not Path(path).is_dir():
+            regular_file(path)  # a missing path, FIFO, device or link loop is refused here, before any window
     from radassist.gui.app import run_viewer
 
-    code = run_viewer(list(args.paths), record=not args.no_record, store=args.store,
+    code = run_viewer(list(args.paths), record=not args.no_record, store=args.store, reader=args.reader,
                       screenshot=args.screenshot, auto_read=not args.no_read)
     if args.screenshot:
         print(f"screenshot written to {Path(args.screenshot).resolve()}")
