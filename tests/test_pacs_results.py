@@ -1,0 +1,175 @@
+"""The objects sent back to PACS (clinical SR, labelled overlay capture), the worklist priority and the
+configuration file: made from a real read of a real chest DICOM and checked with dciodvfy and dsrdump."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pacs_support import CHEST_DICOM
+
+from radassist.cli import main as cli_main
+from radassist.errors import InputRefused
+from radassist.imaging.windowing import apply_window
+from radassist.io import read_image
+from radassist.pacs.config import load_config, parse_peer_address
+from radassist.pacs.results import RESEARCH_LABEL, clinical_sr, overlay_capture
+from radassist.pacs.worklist import AIStatus, Worklist, ai_priority
+from radassist.pipeline.read import ReadOptions, read_radiograph
+from radassist.pipeline.result import Finding
+
+
+@pytest.fixture(scope="module")
+def chest_read(shared_data):
+    path = shared_data / CHEST_DICOM
+    image = read_image(path)
+    result = read_radiograph(image, ReadOptions(radiomics=False, report=False))
+    return pydicom.dcmread(path), image, result
+
+
+def _dciodvfy(path: Path) -> str:
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (dicom3tools) is not installed")
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return run.stdout + run.stderr
+
+
+def test_clinical_sr_is_in_the_original_study_and_passes_dciodvfy(chest_read, tmp_path):
+    original, _, result = chest_read
+    sr = clinical_sr(original, result)
+    path = tmp_path / "sr.dcm"
+    sr.save_as(path, enforce_file_format=True)
+    report = _dciodvfy(path)
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
+
+    assert sr.StudyInstanceUID == original.StudyInstanceUID
+    assert (sr.PatientID, str(sr.PatientName), sr.PatientSex) == \
+        (original.PatientID, str(original.PatientName), original.PatientSex)
+    assert sr.SOPInstanceUID != original.SOPInstanceUID and sr.SeriesInstanceUID != original.SeriesInstanceUID
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.SeriesInstanceUID == original.SeriesInstanceUID
+    assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == original.SOPInstanceUID
+    assert sr.CompletionFlag == "COMPLETE" and sr.VerificationFlag == "UNVERIFIED"
+    assert sr.PreliminaryFlag == "PRELIMINARY"  # nobody signed it
+    assert RESEARCH_LABEL in sr.SeriesDescription
+
+    # the same SR again (retry, restart): same UIDs, so PACS files it once
+    assert clinical_sr(original, result).SOPInstanceUID == sr.SOPInstanceUID
+
+    if shutil.which("dsrdump"):
+        dump = subprocess.run(["dsrdump", str(path)], capture_output=True, text=True, timeout=60).stdout
+        # every model output (the card's labels, in order) with its calibrated probability
+        assert re.findall(r'"Tracking Identifier"\)="AI (\w+)"', dump) == [f.label for f in result.findings]
+        probabilities = [float(v) for v in re.findall(r'"AI calibrated probability"\)="([0-9.eE+-]+)"', dump)]
+        assert probabilities == pytest.approx([f.probability for f in result.findings], abs=1e-6)
+        for finding in (f for f in result.findings if f.positive and f.zone):
+            side, level, _ = finding.zone.split()
+            assert f'"{level.capitalize()} zone of lung"' in dump and f'"{side.capitalize()}"' in dump
+
+
+def test_overlay_capture_is_labelled_research_use_and_passes_dciodvfy(chest_read, tmp_path):
+    original, image, result = chest_read
+    priority = ai_priority(result.findings)
+    window = image.default_window()
+    capture = overlay_capture(original, apply_window(image.pixels, window.center, window.width),
+                              result.saliency[priority.label], result.finding(priority.label), result)
+    path = tmp_path / "overlay.dcm"
+    capture.save_as(path, enforce_file_format=True)
+    report = _dciodvfy(path)
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
+
+    stored = pydicom.dcmread(path)
+    assert stored.StudyInstanceUID == original.StudyInstanceUID and stored.PatientID == original.PatientID
+    assert stored.SeriesDescription.startswith(RESEARCH_LABEL) and stored.BurnedInAnnotation == "YES"
+    assert stored.PhotometricInterpretation == "RGB"
+    pixels = stored.pixel_array
+    # the burned-in caption: yellow text on black in the top-left corner
+    corner = pixels[: pixels.shape[0] // 20, : pixels.shape[1] // 2]
+    assert ((corner[..., 0] > 200) & (corner[..., 1] > 200) & (corner[..., 2] < 80)).sum() > 50
+    # the overlay: coloured (non-grey) pixels where the saliency is high
+    coloured = np.abs(pixels[..., 0].astype(int) - pixels[..., 2].astype(int)) > 30
+    assert coloured.mean() > 0.01
+
+
+def _finding(label: str, probability: float, threshold: float = 0.5, conditional_on: str | None = None) -> Finding:
+    return Finding(label=label, display_name=label, probability=probability, threshold=threshold,
+                   positive=probability >= threshold, conditional_on=conditional_on)
+
+
+def test_priority_uses_abnormal_when_the_model_has_it_else_the_top_level_findings(chest_read):
+    _, _, result = chest_read
+    priority = ai_priority(result.findings)
+    top_level = [f for f in result.findings if not f.conditional_on]
+    expected = result.finding("abnormal") or max(top_level, key=lambda f: f.probability)
+    assert (priority.label, priority.score, priority.flagged) == (expected.label, expected.probability,
+                                                                   expected.positive)
+
+    with_abnormal = [_finding("opacity", 0.9), _finding("abnormal", 0.3), _finding("viral_pattern", 0.99, 0.5,
+                                                                                   "pneumonia")]
+    assert ai_priority(with_abnormal).label == "abnormal" and not ai_priority(with_abnormal).flagged
+    without = [_finding("pneumonia", 0.2), _finding("opacity", 0.6), _finding("viral_pattern", 0.99, 0.5, "pneumonia")]
+    assert ai_priority(without).label == "opacity"  # a conditional label never drives priority
+    assert ai_priority([]) is None
+
+
+def test_worklist_orders_flagged_then_by_priority(tmp_path):
+    from radassist.pacs.worklist import Priority
+
+    worklist = Worklist(tmp_path / "worklist.sqlite")
+    for uid, priority in (("1.1", Priority(0.4, "opacity", False)), ("1.2", Priority(0.7, "opacity", True)),
+                          ("1.3", None), ("1.4", Priority(0.9, "opacity", True))):
+        worklist.add_received(sop_instance_uid=uid, study_instance_uid="2." + uid, series_instance_uid="3." + uid,
+                              sop_class_uid="1.2.840.10008.5.1.4.1.1.7", calling_ae="X", spool_path=tmp_path / uid)
+        if priority:
+            worklist.set_read(uid, status=AIStatus.READ, priority=priority)
+    assert [e.sop_instance_uid for e in worklist.entries()] == ["1.4", "1.2", "1.1", "1.3"]
+    assert [e.sop_instance_uid for e in worklist.pending()] == ["1.3"]
+
+
+def test_configuration_file(tmp_path):
+    path = tmp_path / "pacs.toml"
+    path.write_text("""
+[local]
+ae_title = "RADASSIST"
+port = 11112
+allow = ["ORTHANC"]
+
+[results]
+to = "orthanc-web"
+secondary_capture = false
+
+[[peer]]
+name = "orthanc"
+ae_title = "ORTHANC"
+host = "127.0.0.1"
+port = 4242
+
+[[dicomweb]]
+name = "orthanc-web"
+url = "http://127.0.0.1:8042/dicom-web/"
+""")
+    config = load_config(path)
+    assert config.allow == ("ORTHANC",) and config.peer("orthanc").port == 4242
+    assert config.results.dicomweb.url == "http://127.0.0.1:8042/dicom-web" and config.results.peer is None
+    assert not config.results.secondary_capture
+    path.write_text('[local]\nae_title = "WAY_TOO_LONG_FOR_AN_AE_TITLE"\n')
+    with pytest.raises(InputRefused, match="AE title"):
+        load_config(path)
+    with pytest.raises(InputRefused, match="AET@HOST:PORT"):
+        parse_peer_address("ORTHANC:4242")
+
+
+@pytest.mark.parametrize("arguments, reason", [
+    (["--port", "70000"], "outside 1-65535"),
+    (["--results-to", "nowhere"], "AET@HOST:PORT"),
+    (["--config", "/nonexistent/pacs.toml"], "does not exist"),
+])
+def test_listen_refuses_bad_options_with_one_line(arguments, reason, capsys, data_dir):
+    assert cli_main(["listen", *arguments]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("radassist: error: ") and reason in err[0]
