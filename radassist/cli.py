@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 # name -> (module, one-line help). Order is the order of `radassist --help`.
@@ -52,8 +53,33 @@ def _top_level_parser() -> argparse.ArgumentParser:
         epilog="commands:\n" + "\n".join(f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log detail on stderr (-vv: also third-party libraries' debug messages)")
+    parser.add_argument("--log-file", metavar="PATH", help="also append the log to PATH (names and paths redacted)")
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="see below")
     return parser
+
+
+# Commands that open the viewer keep a rotating log in the user log folder (radassist.logs).
+VIEWER_COMMANDS = frozenset({"view", "demo"})
+
+
+def _global_options(argv: list[str]) -> tuple[int, str | None, list[str]]:
+    """(verbosity, log file, the rest) from the options before the command: -v/-vv/--verbose, --log-file."""
+    verbosity, log_file, rest = 0, None, list(argv)
+    while rest and rest[0].startswith("-") and rest[0] not in ("-h", "--help", "--version", "--selftest"):
+        option = rest.pop(0)
+        if option == "--verbose" or (len(option) > 1 and option == "-" + "v" * (len(option) - 1)):
+            verbosity += 1 if option == "--verbose" else len(option) - 1
+        elif option == "--log-file" and rest:
+            log_file = rest.pop(0)
+        elif option.startswith("--log-file="):
+            log_file = option.split("=", 1)[1]
+        else:
+            print(error_line(f"unknown option {option} (before the command: -v, -vv, --verbose, --log-file PATH)"),
+                  file=sys.stderr)
+            raise SystemExit(2)
+    return verbosity, log_file, rest
 
 
 def _version() -> str:
@@ -70,7 +96,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    verbosity, log_file, argv = _global_options(list(sys.argv[1:] if argv is None else argv))
     if argv[:1] == ["--selftest"]:  # the frozen bundle's smoke test calls it as a flag
         argv[0] = "selftest"
     if not argv or argv[0] not in COMMANDS:
@@ -90,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
+        from radassist.environment import check_environment
+        from radassist.logs import configure_logging
+
+        check_environment()
+        configure_logging(verbosity, log_file, viewer_log=name in VIEWER_COMMANDS)
+        logging.getLogger("radassist.cli").debug("radassist %s, command %s, Python %s", _version(), name,
+                                          sys.version.split()[0])
         return int(module.run(args) or 0)
     except RadAssistError as exc:
         print(error_line(str(exc)), file=sys.stderr)
