@@ -58,3 +58,20 @@ def user_data_dir() -> Path:
         path = Path(platform_user_data_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def user_log_dir() -> Path:
+    """Where the viewer keeps its rotating log (RADASSIST_LOG_DIR overrides; not created here)."""
+    override = os.environ.get("RADASSIST_LOG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_log_dir as platform_user_log_dir
+
+    return Path(platform_user_log_dir(APP_NAME, appauthor=False))
+
+
+def site_config_dir() -> Path:
+    """Settings shared by every user of this workstation (e.g. the site pseudonym key); read-only here."""
+    from platformdirs import site_config_dir as platform_site_config_dir
+
+    return Path(platform_site_config_dir(APP_NAME, appauthor=False))

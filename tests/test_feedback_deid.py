@@ -138,6 +138,7 @@ def test_names_without_titles_next_to_person_words_are_scrubbed(text, leaked, ke
 @pytest.mark.parametrize("text", [
     "Consistent with Pneumonia.", "Compared with CT of the chest.", "Per protocol, PA view.",
     "Patient is rotated. Right lower lobe consolidation.", "No change from Monday.",
+    "Appearances identical to the recorded prior study.",
 ])
 def test_clinical_text_without_names_is_left_alone(text):
     assert scrub_text(text) == text

@@ -5,9 +5,16 @@ a plain hash can be reversed by anyone who can list candidate values (e.g. from 
 secret that never leaves this installation, the keys in the event store and in an export cannot be
 linked back to a patient without that secret.
 
-The secret lives in the user-data folder (file mode 0600), one per installation. The same secret
-derives, under different purposes: image keys in the event store, replacement UIDs, patient
-pseudonyms and date offsets in an export, so that repeated exports stay consistent with each other.
+Which secret: a site key when the site configured one, else this OS user's installation secret.
+- Site key (several radiologists, one workstation or many, the same pseudonyms for the same patient):
+  the file named by RADASSIST_SITE_KEY_FILE, else `site-pseudonym.key` in the site configuration
+  folder (radassist.paths.site_config_dir(), /etc/xdg/RadAssist on Linux). 32 random bytes, e.g.
+  `head -c 32 /dev/urandom > site-pseudonym.key`, readable by the radiologists' accounts only. It is
+  never created by RadAssist: a site decides to have one.
+- Otherwise the per-user secret in the user-data folder (file mode 0600), created on first use.
+The same secret derives, under different purposes: image keys in the event store, replacement UIDs,
+patient pseudonyms and date offsets in an export, so that repeated exports stay consistent with each
+other. A store remembers the fingerprint of the secret that made it and refuses another one.
 """
 
 from __future__ import annotations
@@ -22,18 +29,38 @@ import numpy as np
 
 from radassist.errors import InputRefused
 from radassist.io.image import Radiograph
-from radassist.paths import user_data_dir
+from radassist.paths import site_config_dir, user_data_dir
 
 SECRET_FILE_NAME = "installation-secret.key"
+SITE_KEY_FILE_NAME = "site-pseudonym.key"
+SITE_KEY_ENV = "RADASSIST_SITE_KEY_FILE"
 _SECRET_BYTES = 32
+
+
+def site_key_path() -> Path | None:
+    """The site key file this workstation is configured with, or None (then the per-user secret is used)."""
+    configured = os.environ.get(SITE_KEY_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise InputRefused(f"{SITE_KEY_ENV} names {path}, which is not a file; fix the setting or unset it")
+        return path
+    default = site_config_dir() / SITE_KEY_FILE_NAME
+    return default if default.is_file() else None
 
 
 def secret_path(data_dir: Path | None = None) -> Path:
     return (data_dir or user_data_dir()) / SECRET_FILE_NAME
 
 
+def pseudonym_secret() -> bytes:
+    """The secret that keys every pseudonym: the site key if configured, else this user's installation secret."""
+    site = site_key_path()
+    return _read_secret(site) if site is not None else installation_secret()
+
+
 def installation_secret(data_dir: Path | None = None) -> bytes:
-    """Read the installation secret, creating it (mode 0600) on first use.
+    """Read this user's installation secret, creating it (mode 0600) on first use.
 
     Two processes starting at once must end up with the same secret: the new secret is written to a
     private temporary file and hard-linked into place, which fails if another process won the race.
@@ -64,7 +91,7 @@ def _read_secret(path: Path) -> bytes:
     secret = path.read_bytes()
     if len(secret) != _SECRET_BYTES:
         raise InputRefused(
-            f"the installation secret {path} is damaged ({len(secret)} bytes instead of {_SECRET_BYTES}); "
+            f"the pseudonym key {path} is damaged ({len(secret)} bytes instead of {_SECRET_BYTES}); "
             "restore it from a backup: without it, recorded feedback cannot be matched to images"
         )
     return secret

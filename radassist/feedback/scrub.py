@@ -33,7 +33,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b", re.IGNORECASE), DATE),
     (re.compile(rf"\b(?:{_TITLES})\.?\s+[A-Z][\w'\-]+(?:\s+[A-Z][\w'\-]+)?"), NAME),
     (re.compile(r"\b(?:patient|name|pt|surname|forename)\s*(?:name)?\s*[:=]\s*[^\n,;.]+", re.IGNORECASE), NAME),
-    (re.compile(r"\b(?:MRN|NHS|ID|accession|record)\s*(?:no\.?|number|#)?\s*[:#]?\s*[A-Z0-9][A-Z0-9\-/]{3,}\b",
+    (re.compile(r"\b(?:MRN|NHS|ID|accession|record)\b\s*(?:no\.?|number|#)?\s*[:#]?\s*[A-Z0-9][A-Z0-9\-/]{3,}\b",
                 re.IGNORECASE), NUMBER),
     (re.compile(r"\+?\d[\d ()\-]{7,}\d"), NUMBER),
     (re.compile(r"\b\d{6,}\b"), NUMBER),

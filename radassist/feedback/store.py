@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from radassist.errors import InputRefused
 from radassist.feedback.events import Event, EventType, utc_now_iso
-from radassist.feedback.identity import installation_secret, secret_fingerprint
+from radassist.feedback.identity import pseudonym_secret, secret_fingerprint
 from radassist.paths import user_data_dir
 
 STORE_FILE_NAME = "feedback.sqlite"
@@ -151,9 +153,10 @@ class EventStore:
     """One store file. Thread-safe; each process opens its own EventStore."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
+        self._scratch_dir: str | None = None
         self.path = resolve_store_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._secret = installation_secret()
+        self._secret = pseudonym_secret()
         self._lock = threading.Lock()
         try:
             self._db = _connect(self.path)
@@ -162,6 +165,16 @@ class EventStore:
             raise InputRefused(f"{self.path} is not a usable feedback store ({exc})") from None
         self._check_secret()
         self._sources: sqlite3.Connection | None = None
+
+    @classmethod
+    def scratch(cls) -> EventStore:
+        """A store in a private temporary folder, deleted on close: for a viewer that records nothing
+        (`radassist view --no-record`, screenshots, the self-test) but still keeps its readings
+        somewhere while it runs."""
+        folder = tempfile.mkdtemp(prefix="radassist-scratch-store-")
+        store = cls(Path(folder) / STORE_FILE_NAME)
+        store._scratch_dir = folder
+        return store
 
     @property
     def secret(self) -> bytes:
@@ -308,6 +321,9 @@ class EventStore:
             if self._sources is not None:
                 self._sources.close()
                 self._sources = None
+        if self._scratch_dir is not None:
+            shutil.rmtree(self._scratch_dir, ignore_errors=True)
+            self._scratch_dir = None
 
     def __enter__(self) -> EventStore:
         return self
