@@ -158,16 +158,16 @@ def test_list_file_entries_are_confined_to_its_folder(tmp_path, pediatric):
     assert not list((tmp_path / "out").rglob("outside*"))
 
 
-def test_folder_walk_skips_the_output_folder_and_refuses_links_that_escape(tmp_path):
+def test_folder_walk_skips_the_batch_output_and_refuses_links_that_escape(tmp_path):
     src = tmp_path / "src"
     (src / "x").mkdir(parents=True)
     (src / "x" / "IM0001.png").write_bytes(b"\x89PNG")
     (src / ".hidden.png").write_bytes(b"x")
     (src / "loop.png").symlink_to(src / "loop.png")
     (src / "dirlink").symlink_to(tmp_path, target_is_directory=True)
-    (src / "out" / "results").mkdir(parents=True)
-    (src / "out" / "results" / "old.png").write_bytes(b"x")
-    listing = list_source(src, exclude=src / "out")
+    (src / "results").mkdir(parents=True)  # --out SRC: the batch's own results are not inputs
+    (src / "results" / "old.png").write_bytes(b"x")
+    listing = list_source(src, exclude=[src / "results", src / "ray"])
     assert [item.relative for item in listing.items] == ["x/IM0001.png"]
     refused = {entry.relative: entry.reason for entry in listing.refused}
     assert "symbolic link loop" in refused["loop.png"]

@@ -35,6 +35,7 @@ from radassist.outputs import OutputRefused, OutputWriter, shown
 
 SUMMARY_NAME = "summary.csv"
 STUDIES_NAME = "studies.csv"
+RAY_FOLDER = "ray"
 
 
 class EngineKind(str, enum.Enum):
@@ -91,7 +92,8 @@ def _engine(plan: BatchPlan):
     if plan.engine is EngineKind.RAY:
         from radassist.batch.ray_engine import RayEngine
 
-        return RayEngine(plan.workers, plan.threads_per_worker, plan.worker_options, plan.out, plan.ray_address)
+        return RayEngine(plan.workers, plan.threads_per_worker, plan.worker_options, plan.out / RAY_FOLDER,
+                         plan.ray_address)
     from radassist.batch.local_engine import LocalEngine
 
     return LocalEngine(plan.workers, plan.threads_per_worker, plan.worker_options)
@@ -109,7 +111,7 @@ def run_batch(plan: BatchPlan, make_progress: Callable[[int], Progress] | None =
     if plan.resume and plan.overwrite:
         raise InputRefused("--resume keeps earlier results and --overwrite replaces them: give one of them")
     _check_output_folder(plan)
-    listing = list_source(plan.source, exclude=plan.out)
+    listing = list_source(plan.source, exclude=(plan.out / RESULTS_FOLDER, plan.out / RAY_FOLDER))
     if not listing.items and not listing.refused:
         raise InputRefused(f"no image files found in {shown(plan.source)}")
     writer = OutputWriter(inputs=[item.path for item in listing.items], overwrite=plan.resume or plan.overwrite)

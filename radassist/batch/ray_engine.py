@@ -31,11 +31,10 @@ from radassist.batch.worker import BatchWorker, ImageStatus, Outcome, WorkerOpti
 from radassist.errors import InputRefused
 
 IN_FLIGHT_PER_ACTOR = 2  # one being read, one waiting on the actor: no idle gap between images
-RAY_FOLDER = "ray"
 
 
 @contextlib.contextmanager
-def ray_session(out: Path, address: str | None, cpus: int) -> Iterator[object]:
+def ray_session(ray_folder: Path, address: str | None, cpus: int) -> Iterator[object]:
     """Start (or join) Ray and yield the `ray` module; shut it down afterwards."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray.init; no usage statistics leave the machine
     try:
@@ -47,7 +46,6 @@ def ray_session(out: Path, address: str | None, cpus: int) -> Iterator[object]:
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
-            ray_folder = out / RAY_FOLDER
             ray_folder.mkdir(parents=True, exist_ok=True)
             link_folder = Path(tempfile.mkdtemp(prefix="radassist-ray-"))
             (link_folder / "t").symlink_to(ray_folder.resolve(), target_is_directory=True)
@@ -65,7 +63,7 @@ def ray_session(out: Path, address: str | None, cpus: int) -> Iterator[object]:
         ray.shutdown()
         if link_folder is not None:
             shutil.rmtree(link_folder, ignore_errors=True)
-            _relink_latest_session(out / RAY_FOLDER)
+            _relink_latest_session(ray_folder)
 
 
 def _relink_latest_session(ray_folder: Path) -> None:
@@ -78,14 +76,15 @@ def _relink_latest_session(ray_folder: Path) -> None:
 
 
 class RayEngine:
-    def __init__(self, workers: int, threads: int, options: WorkerOptions, out: Path, address: str | None) -> None:
+    def __init__(self, workers: int, threads: int, options: WorkerOptions, ray_folder: Path,
+                 address: str | None) -> None:
         self.workers, self.threads, self.options = workers, threads, options
-        self.out, self.address = out, address
+        self.ray_folder, self.address = ray_folder, address  # Ray's logs and temporary files (local Ray only)
         self.lost_workers: list[str] = []
         self.notes: list[str] = []  # what the driver should tell the user (e.g. fewer workers than asked)
 
     def read(self, queue: WorkQueue, deliver: Callable[[Outcome], None]) -> None:
-        with ray_session(self.out, self.address, cpus=max(self.workers, os.cpu_count() or 1)) as ray:
+        with ray_session(self.ray_folder, self.address, cpus=max(self.workers, os.cpu_count() or 1)) as ray:
             self._read(ray, queue, deliver)
 
     def _read(self, ray, queue: WorkQueue, deliver: Callable[[Outcome], None]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -54,11 +54,11 @@ class SourceListing:
     refused: list[RefusedEntry] = field(default_factory=list)
 
 
-def list_source(source: Path, exclude: Path | None = None) -> SourceListing:
-    """The images SRC names. `exclude` (the output folder) is never read from, even when it lies inside SRC."""
+def list_source(source: Path, exclude: Sequence[Path] = ()) -> SourceListing:
+    """The images SRC names. Folders in `exclude` (what the batch writes) are never read, even inside SRC."""
     if not os.path.lexists(source):
         raise InputRefused(f"{source} does not exist")
-    excluded = _real(exclude) if exclude is not None else None
+    excluded = tuple(_real(folder) for folder in exclude)
     if source.is_dir():
         dicomdir = next((source / name for name in DICOMDIR_NAMES if (source / name).is_file()), None)
         if dicomdir is not None:
@@ -79,7 +79,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _confine(path: Path, root: Path, excluded: Path | None) -> tuple[Path | None, str]:
+def _confine(path: Path, root: Path, excluded: tuple[Path, ...]) -> tuple[Path | None, str]:
     """(the real path, "") when `path` may be read, else (None, why not)."""
     from radassist.io.files import confined, regular_file
 
@@ -88,12 +88,12 @@ def _confine(path: Path, root: Path, excluded: Path | None) -> tuple[Path | None
         regular_file(real)
     except InputRefused as exc:
         return None, str(exc)
-    if excluded is not None and _inside(real, excluded):
-        return None, "lies in the output folder"
+    if any(_inside(real, folder) for folder in excluded):
+        return None, "lies in the batch's own output"
     return real, ""
 
 
-def _list_folder(folder: Path, excluded: Path | None) -> SourceListing:
+def _list_folder(folder: Path, excluded: tuple[Path, ...]) -> SourceListing:
     root = _real(folder)
     listing = SourceListing(SourceKind.FOLDER, root)
     for path, is_link_to_folder in _walk(folder, listing, excluded):
@@ -109,7 +109,7 @@ def _list_folder(folder: Path, excluded: Path | None) -> SourceListing:
     return listing
 
 
-def _walk(folder: Path, listing: SourceListing, excluded: Path | None) -> Iterator[tuple[Path, bool]]:
+def _walk(folder: Path, listing: SourceListing, excluded: tuple[Path, ...]) -> Iterator[tuple[Path, bool]]:
     """Candidate image files under `folder` in a stable order; (path, True) for links to folders."""
 
     def unreadable(error: OSError) -> None:
@@ -125,7 +125,7 @@ def _walk(folder: Path, listing: SourceListing, excluded: Path | None) -> Iterat
                 continue
             if path.is_symlink():
                 yield path, True
-            elif excluded is None or not _inside(_real(path), excluded):
+            elif not any(_inside(_real(path), skipped) for skipped in excluded):
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
@@ -136,7 +136,7 @@ def _walk(folder: Path, listing: SourceListing, excluded: Path | None) -> Iterat
             yield path, False
 
 
-def _list_dicomdir(dicomdir: Path, excluded: Path | None) -> SourceListing:
+def _list_dicomdir(dicomdir: Path, excluded: tuple[Path, ...]) -> SourceListing:
     from pydicom.fileset import FileSet
 
     root = _real(dicomdir.parent)
@@ -170,7 +170,7 @@ def _study_uid(record) -> str | None:
     return text or None
 
 
-def _list_file(list_file: Path, excluded: Path | None) -> SourceListing:
+def _list_file(list_file: Path, excluded: tuple[Path, ...]) -> SourceListing:
     """One path a line (relative to the list file's folder, or absolute inside it); blank and # lines skipped."""
     root = _real(list_file.parent)
     listing = SourceListing(SourceKind.LIST_FILE, root)
