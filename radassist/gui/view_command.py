@@ -31,4 +31,19 @@ def run(args: argparse.Namespace) -> int:
                       screenshot=args.screenshot, auto_read=not args.no_read)
     if args.screenshot:
         print(f"screenshot written to {Path(args.screenshot).resolve()}")
+        if not args.no_read:
+            _refuse_models_read_refuses()
     return code
+
+
+def _refuse_models_read_refuses() -> None:
+    """Exit like `read` (one line, exit 2) when a model the read needs is tampered, truncated or missing.
+
+    The window already showed the refusal in the AI panel and never loaded the model; a screenshot run
+    must not then report success. The sessions are cached, so this loads nothing a good read has not."""
+    from radassist.inference.engine import load_model
+    from radassist.pipeline.read import ReadOptions
+
+    options = ReadOptions()
+    for model in (options.lungseg, options.classifier):
+        load_model(model)
