@@ -19,6 +19,7 @@ from radassist.errors import RadAssistError
 from radassist.gui.events import EventSink, FeedbackSink, RecordingSink
 from radassist.gui.main_window import MainWindow
 from radassist.gui.theme import apply_dark_theme
+from radassist.pacs.config import PacsConfig
 from radassist.paths import resources_dir
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -54,11 +55,15 @@ def make_sink(record: bool, store: str | None) -> EventSink:
 
 
 def run_viewer(paths: list[str], *, record: bool = True, store: str | None = None,
-               screenshot: str | None = None, auto_read: bool = True) -> int:
+               screenshot: str | None = None, auto_read: bool = True, pacs: PacsConfig | None = None) -> int:
     """Open the viewer on `paths`. With `screenshot`: wait for the read, save the window, exit."""
     offscreen = headless()
     app = application(offscreen=offscreen)
     window = MainWindow(make_sink(record, store), auto_read=auto_read)
+    if pacs is not None:  # the PACS source (worklist, query/retrieve); nothing connects until the user asks
+        from radassist.gui.pacs_browser import install_pacs_dock
+
+        install_pacs_dock(window, pacs)
     if screenshot is not None or offscreen:
         window.resize(*SCREENSHOT_SIZE)
     window.show()

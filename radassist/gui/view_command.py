@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-record", action="store_true",
                         help="do not record decisions and edits in the feedback store")
     parser.add_argument("--store", metavar="PATH", help="feedback store file (default: in the user-data folder)")
+    parser.add_argument("--pacs", nargs="?", const="", metavar="CONFIG",
+                        help="add the PACS source: the listener's worklist and query/retrieve (configuration file, "
+                             "default <user data>/pacs.toml)")
     parser.add_argument("--reader", metavar="ID",
                         help="who reads (recorded with every decision and the signature; asked once if not given)")
 
@@ -27,8 +30,14 @@ def run(args: argparse.Namespace) -> int:
             regular_file(path)  # a missing path, FIFO, device or link loop is refused here, before any window
     from radassist.gui.app import run_viewer
 
+    pacs = None
+    if args.pacs is not None:
+        from radassist.pacs.config import load_config
+
+        pacs = load_config(Path(args.pacs) if args.pacs else None)
+
     code = run_viewer(list(args.paths), record=not args.no_record, store=args.store, reader=args.reader,
-                      screenshot=args.screenshot, auto_read=not args.no_read)
+                      screenshot=args.screenshot, auto_read=not args.no_read, pacs=pacs)
     if args.screenshot:
         print(f"screenshot written to {Path(args.screenshot).resolve()}")
         if not args.no_read:
