@@ -52,6 +52,40 @@ def labels(text: str) -> dict[str, str]:
     ("The heart is mildly enlarged.", "Cardiomegaly", "present"),
     # a measurement is not a finding
     ("The highlighted region has mean density 18% higher than the left lung.", "Opacity", None),
+    # issue 16: a negation ends at a conjunction followed by an affirmed finding (ConText), not in a bare list
+    ("No cardiomegaly with bilateral small pleural effusions.", "PleuralEffusion", "present"),
+    ("No cardiomegaly with bilateral small pleural effusions.", "Cardiomegaly", "absent"),
+    ("No pneumothorax and small left effusion.", "PleuralEffusion", "present"),
+    ("No focal consolidation, pneumothorax and pleural effusion.", "PleuralEffusion", "absent"),
+    ("Possibly consistent with a tortuous aorta versus an anterior mediastinal mass.", "MediastinalWidening", "uncertain"),
+    ("Differential considerations include infiltrate and mild pulmonary edema.", "PulmonaryEdema", "uncertain"),
+    # descriptive synonyms of pneumothorax
+    ("A large pleural air collection is present on the right.", "Pneumothorax", "present"),
+    ("No pleural air collections.", "Pneumothorax", "absent"),
+    ("Visceral pleural line at the left apex.", "Pneumothorax", "present"),
+    # adjectives
+    ("Mild nodular prominence of the right hilum.", "Nodule", "present"),
+    ("Bilateral upper lobe fibronodular infiltrates.", "Nodule", "present"),
+    ("Bilateral upper lobe fibronodular infiltrates.", "Infiltrate", "present"),
+    ("The superior mediastinal contour is widened.", "MediastinalWidening", "present"),
+    ("Widened mediastinum.", "MediastinalWidening", "present"),
+    # differentials and considerations are uncertain
+    ("Diagnostic considerations would include atelectasis or pneumonia.", "Pneumonia", "uncertain"),
+    ("Diagnostic considerations would include atelectasis or pneumonia.", "Atelectasis", "uncertain"),
+    ("Atypical infection is another consideration.", "ViralPattern", "uncertain"),
+    # compound disease names are whole words: cystic fibrosis is not pulmonary fibrosis
+    ("Changes of cystic fibrosis.", "Fibrosis", None),
+    ("Changes of cystic fibrosis.", "CysticFibrosis", "present"),
+    ("Interstitial fibrosis at both bases.", "Fibrosis", "present"),
+    # aortic dissection and aneurysm are findings, never a normal study
+    ("Findings concerning for aortic dissection.", "AorticDissection", "uncertain"),
+    ("Findings concerning for aortic dissection.", "Normal", "absent"),
+    ("Aneurysmal dilatation of the descending thoracic aorta.", "AorticAneurysm", "present"),
+    # "lines" of the lungs are not lines and tubes
+    ("Lung lines remain low.", "SupportDevice", None),
+    ("Lung lines remain low.", "LowLungVolumes", "present"),
+    ("Lines and tubes: not assessed by RadAssist.", "SupportDevice", None),
+    ("Right PICC line with tip in the SVC.", "SupportDevice", "present"),
 ])
 def test_sentence_level_labels(text, finding, expected):
     assert labels(f"FINDINGS: {text}").get(finding) == expected

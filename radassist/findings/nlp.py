@@ -180,6 +180,7 @@ class _Rules:
     history_pre: re.Pattern[str]
     pseudo: re.Pattern[str]
     terminators: re.Pattern[str]
+    negation_terminators: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ class _Trigger:
     start: int
     end: int
     text: str
-    status: str  # history | absent | uncertain | present | terminator
+    status: str  # history | absent | uncertain | present | terminator | negation_terminator
     direction: str  # pre | post | none
 
 
@@ -288,12 +289,15 @@ _TRIGGER_KINDS = (
     ("probable_pre", PRESENT, "pre"),
     ("probable_post", PRESENT, "post"),
     ("terminators", "terminator", "none"),
+    ("negation_terminators", "negation_terminator", "none"),
 )
+_SCOPE_ENDS = ("terminator", "negation_terminator")
 
 
 def _find_triggers(masked: str, rules: _Rules) -> list[_Trigger]:
     """All trigger phrases of a sentence. A phrase inside a longer phrase of any kind is dropped, so
-    "is not excluded" (possible) is not also read as "is not" (negation)."""
+    "is not excluded" (possible) is not also read as "is not" (negation); a terminator sharing a word with a
+    trigger is part of that trigger ("with a" in "consistent with a"), not the end of a scope."""
     found = [
         _Trigger(m.start(), m.end(), m.group(0), status, direction)
         for field_name, status, direction in _TRIGGER_KINDS
@@ -302,6 +306,8 @@ def _find_triggers(masked: str, rules: _Rules) -> list[_Trigger]:
     return [
         t for t in found
         if not any(o.start <= t.start and t.end <= o.end and (o.end - o.start) > (t.end - t.start) for o in found)
+        and not (t.status in _SCOPE_ENDS
+                 and any(o.status not in _SCOPE_ENDS and o.start < t.end and t.start < o.end for o in found))
     ]
 
 
@@ -327,9 +333,13 @@ def _status(span: _Span, sentence: str, triggers: list[_Trigger], statement: boo
     if re.search(r"(?<![a-z])(not|no|without)(?![a-z])", inner) and not inner.startswith(("no ", "not ", "without ")):
         return ABSENT, "negated inside the phrase"
     terminators = [t for t in triggers if t.status == "terminator"]
-    for _, status, direction in _TRIGGER_KINDS[:-1]:
+    negation_ends = [t for t in triggers if t.status in _SCOPE_ENDS]  # conjunctions end a negation only
+    for _, status, direction in _TRIGGER_KINDS:
+        if status in _SCOPE_ENDS:
+            continue
+        ends = negation_ends if status == ABSENT else terminators
         for trigger in triggers:
-            if trigger.status == status and trigger.direction == direction and _in_scope(trigger, span, terminators):
+            if trigger.status == status and trigger.direction == direction and _in_scope(trigger, span, ends):
                 return status, trigger.text
     return PRESENT, None
 
