@@ -29,10 +29,10 @@ class DecoderOutput:
 
     text: str = ""
 
-    def first_line(self) -> str:
-        """The first non-empty line, made printable (for a one-line refusal)."""
-        line = next((line.strip() for line in self.text.splitlines() if line.strip()), "")
-        return "".join(ch if ch.isprintable() else "?" for ch in line)[:160]
+    def lines(self) -> list[str]:
+        """The non-empty lines, made printable and cut to 160 characters (fit for a one-line refusal)."""
+        return ["".join(ch if ch.isprintable() else "?" for ch in line.strip())[:160]
+                for line in self.text.splitlines() if line.strip()]
 
 
 class _Redirect:

@@ -16,9 +16,9 @@ from typing import BinaryIO
 from radassist.errors import InputRefused
 
 MAX_SIDE = 16_384  # px; the largest detectors are ~4300 px, digitised films ~5000 px
-MAX_PIXELS = 120_000_000  # per frame, ~ 11000 x 11000
+MAX_PIXELS = 64_000_000  # per frame, 8000 x 8000; `read` of a 10950 x 10950 PNG peaked at 1.75 GB
 MAX_FRAMES = 4_096
-MAX_INFLATED_BYTES = 512 * 2**20  # a deflated DICOM data set; a 16-bit frame at MAX_PIXELS is 240 MB
+MAX_INFLATED_BYTES = 512 * 2**20  # a deflated DICOM data set; a 16-bit frame at MAX_PIXELS is 128 MB
 MAX_FILE_BYTES = 512 * 2**20  # an uncompressed 16-bit 4300 x 4300 radiograph is 37 MB
 MAX_DECODED_BYTES = 512 * 2**20  # all a decoder produces at once (a 3D file decodes every slice)
 
@@ -35,7 +35,7 @@ def check_dimensions(rows: int, columns: int, frames: int = 1, samples: int = 1)
     if rows > MAX_SIDE or columns > MAX_SIDE or rows * columns > MAX_PIXELS:
         raise InputRefused(
             f"the image declares {rows} x {columns} pixels, larger than any radiograph "
-            f"(limit {MAX_SIDE} px a side); refusing to decode it"
+            f"(limits: {MAX_SIDE} px a side, {MAX_PIXELS // 1_000_000} million pixels); refusing to decode it"
         )
     if frames <= 0 or frames > MAX_FRAMES:
         raise InputRefused(f"the image declares {frames} frames; refusing to decode it")

@@ -6,6 +6,7 @@ sample type) are checked first, so a cut-short file or a hostile size is refused
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,15 @@ FORMAT_BY_SUFFIX = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
     ".nii": "NIfTI", ".nii.gz": "NIfTI", ".mha": "MetaImage", ".mhd": "MetaImage", ".nrrd": "NRRD",
 }
-# Formats whose decoder prints a warning only when image data is missing or damaged (libpng, libjpeg): such a
-# file is refused. libtiff also warns about harmless things (unknown private tags), so TIFF is not listed.
-WARNINGS_MEAN_DAMAGE = ("PNG", "JPEG")
+# What libjpeg and libpng print when image data is missing or damaged (libjpeg's JWRN_* messages, libpng's
+# IDAT/zlib complaints): a file whose decoder says this is refused. Other warnings are harmless and common
+# ("iCCP: known incorrect sRGB profile", libtiff's unknown private tags) and are only kept off the terminal.
+DAMAGE_WARNINGS = {
+    "JPEG": re.compile(r"Premature end of JPEG|Corrupt JPEG data|Invalid SOS|Inconsistent progression|"
+                       r"Huffman|Bogus", re.IGNORECASE),
+    "PNG": re.compile(r"image data|compressed data|IDAT|CRC error|incorrect header check|invalid (distance|"
+                      r"code|block|stored|window)|decompression|truncat", re.IGNORECASE),
+}
 
 
 def raster_format(path: Path, head: bytes) -> str | None:
@@ -66,9 +73,11 @@ def read_raster(path: Path, file_format: str) -> Radiograph:
             image = reader.Execute()
         except RuntimeError:
             raise InputRefused(f"the pixel data of {shown(path.name)} is corrupt or truncated ({file_format})") from None
-    if decoder.text and file_format in WARNINGS_MEAN_DAMAGE:
+    damage = DAMAGE_WARNINGS.get(file_format)
+    warning = next((line for line in decoder.lines() if damage and damage.search(line)), None)
+    if warning:
         raise InputRefused(f"the pixel data of {shown(path.name)} is damaged: the {file_format} decoder reports "
-                           f"\"{decoder.first_line()}\"; refusing to read it")
+                           f"\"{warning}\"; refusing to read it")
     array = sitk.GetArrayViewFromImage(image)  # (z, y, x[, c]) or (y, x[, c]); a view, no copy
     meta = ImageMetadata(source_path=str(path), file_format=file_format, rows=rows, columns=columns)
     if depth > 1:
