@@ -163,3 +163,25 @@ def wait_for(predicate, timeout: float, interval: float = 0.2):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def png_as_dicom(png: Path, out: Path, *, patient_name: str, patient_id: str, accession: str,
+                 study_date: str) -> Path:
+    """A real radiograph from a PNG data set as a Secondary Capture DICOM (synthetic patient fields), so tests
+    can send images with different findings through DICOM networking."""
+    import highdicom as hd
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=np.uint8)
+    ds = hd.sc.SCImage(
+        pixel_array=pixels, photometric_interpretation="MONOCHROME2", bits_allocated=8, coordinate_system="PATIENT",
+        study_instance_uid=generate_uid(), series_instance_uid=generate_uid(), series_number=1,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="RadAssist test", patient_id=patient_id,
+        patient_name=patient_name, patient_orientation=("L", "F"), accession_number=accession, study_id="1",
+        referring_physician_name="", patient_birth_date="", patient_sex="", study_date=study_date, study_time="120000",
+    )
+    ds.Modality = "DX"
+    ds.BodyPartExamined = "CHEST"
+    ds.save_as(out, enforce_file_format=True)
+    return out
