@@ -135,3 +135,26 @@ def test_report_command_on_a_bundled_sample(repo_root, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["findings"] and payload["impression"]
     assert all(s["id"] and s["band"] for s in payload["sentences"])
+
+
+def test_evaluate_nlp_scores_contiguous_parts_of_the_file(test_data, tmp_path):
+    reports = test_data / "findings" / "reports_small.csv"
+    counts = []
+    for part in ("1/2", "2/2"):
+        out = tmp_path / part.replace("/", "of")
+        assert main(["evaluate-nlp", "--reports", str(reports), "--out", str(out), "--bootstrap", "50",
+                     "--part", part]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["part"] == part
+        counts.append(metrics["reports"] + metrics["reports_skipped_no_gold_or_no_text"])
+    rows = ev.read_reports(reports)
+    assert sum(counts) == len(rows) and abs(counts[0] - counts[1]) <= 1
+    assert ev.part_of(rows, "1/2") + ev.part_of(rows, "2/2") == rows
+
+
+@pytest.mark.parametrize("part", ["3/2", "0/2", "half", "1/0"])
+def test_evaluate_nlp_refuses_a_malformed_part(test_data, tmp_path, capsys, part):
+    code = main(["evaluate-nlp", "--reports", str(test_data / "findings" / "reports_small.csv"),
+                 "--out", str(tmp_path / "out"), "--part", part])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("radassist: error: --part")

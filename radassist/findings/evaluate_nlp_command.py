@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N reports (quick checks)")
+    parser.add_argument("--part", default=None, metavar="K/N",
+                        help="score only the K-th of N contiguous parts of the file, in file order (e.g. 1/2, 2/2: "
+                             "the two halves of the development reports, to see how much a rule tuned on one holds)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 1:
         raise InputRefused("--bootstrap must be at least 1")
-    rows = ev.read_reports(args.reports)[: args.limit]
+    rows = ev.read_reports(args.reports)
+    if args.part:
+        rows = ev.part_of(rows, args.part)
+    rows = rows[: args.limit]
     rules = ev.load_mesh_map()
     findings = ev.scored_findings(rules)
     reports = ev.label_reports(rows, rules)
@@ -40,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     metrics["uncertain_policy"] = ev.uncertain_policy_note()
     metrics["micro_if_uncertain_counted_positive"] = lenient["micro"]
     metrics["reports_file"] = str(args.reports)
+    metrics["part"] = args.part
     metrics["reports_skipped_no_gold_or_no_text"] = len(rows) - len(reports)
     metrics["mesh_map"] = str(ev.mesh_map_path())
 

@@ -82,6 +82,17 @@ def read_reports(path: Path) -> list[dict[str, str]]:
         raise InputRefused(f"{path.name} is not a UTF-8 text CSV file") from exc
 
 
+def part_of(rows: list[dict[str, str]], part: str) -> list[dict[str, str]]:
+    """The K-th of N contiguous parts of the rows ("1/2" = the first half), in file order."""
+    try:
+        k, n = (int(v) for v in part.split("/"))
+    except ValueError:
+        raise InputRefused(f"--part must look like K/N (e.g. 1/2), not {part!r}") from None
+    if not 1 <= k <= n:
+        raise InputRefused(f"--part {part}: K must be between 1 and N")
+    return rows[len(rows) * (k - 1) // n: len(rows) * k // n]
+
+
 @dataclass
 class ScoredReport:
     report_id: str
