@@ -45,7 +45,8 @@ from radassist.pacs.worklist import AIStatus, ReadingStatus, ResultsStatus, Work
 REFRESH_MS = 5000
 _PATH_ROLE = Qt.ItemDataRole.UserRole
 _UID_ROLE = Qt.ItemDataRole.UserRole + 1  # worklist: SOP Instance UID; query results: Study Instance UID
-WORKLIST_COLUMNS = ("AI", "Priority", "Finding", "Patient", "Accession", "Study date", "Results", "Reading")
+WORKLIST_COLUMNS = ("AI", "Priority", "Patient", "Finding", "Accession", "Study date", "Results", "Reading")
+DOCK_WIDTH = 520  # logical px: room for priority, patient and finding beside the image
 QUERY_COLUMNS = ("Patient", "Patient ID", "Study date", "Accession", "Description", "Modalities", "Images")
 
 
@@ -192,8 +193,8 @@ class PacsBrowser(QWidget):
         look = ai_look(entry)
         priority = "" if entry.priority is None else f"{entry.priority:.0%}"
         finding = entry.priority_label.replace("_", " ") if entry.priority is not None else \
-            (entry.ai_reason[:60] if entry.ai_status is not AIStatus.RECEIVED else "")
-        item = QTreeWidgetItem(["", priority, finding, header.patient, header.accession, header.study_date,
+            ("" if entry.ai_status is AIStatus.RECEIVED else entry.ai_status.value)
+        item = QTreeWidgetItem(["", priority, header.patient, finding, header.accession, header.study_date,
                                 RESULTS_TEXT[entry.results_status], READING_TEXT[entry.reading_status]])
         item.setIcon(0, _dot(look.colour))
         item.setToolTip(0, look.text)
@@ -201,7 +202,7 @@ class PacsBrowser(QWidget):
         if entry.results_error:
             item.setToolTip(6, entry.results_error)
         if entry.ai_reason:
-            item.setToolTip(2, entry.ai_reason)
+            item.setToolTip(3, entry.ai_reason)
         item.setData(0, _PATH_ROLE, entry.spool_path)
         item.setData(0, _UID_ROLE, entry.sop_instance_uid)
         return item
@@ -388,5 +389,6 @@ def install_pacs_dock(window: QMainWindow, config: PacsConfig) -> PacsBrowser:
     if study_dock is not None:
         window.tabifyDockWidget(study_dock, dock)
     dock.raise_()
+    window.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
     browser.open_requested.connect(lambda path: window.open_paths([path]))
     return browser
