@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("radassist.pacs.listen_command", "receive studies by C-STORE, pre-read them, send results to PACS"),
     "batch": ("radassist.pipeline.batch_command", "pre-read a folder of images with several workers"),
     "train": ("radassist.training.train_command", "train the classifier ([train] extra)"),
+    "train-chest-check": ("radassist.training.chest_check_train", "train the input-QA chest check ([train] extra)"),
     "evaluate": ("radassist.training.evaluate_command", "evaluate the shipped model on a labels.csv folder"),
     "export": ("radassist.feedback.export_command", "export the de-identified feedback dataset"),
     "finetune": ("radassist.training.finetune_command", "recalibrate/fine-tune on exported feedback"),
