@@ -4,6 +4,10 @@ sorted by AI priority with status icons; opening from it; query and retrieve aga
 from __future__ import annotations
 
 import shutil
+import urllib.request
+from dataclasses import replace
+from io import BytesIO
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -21,7 +25,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from radassist.gui.pacs_browser import WORKLIST_COLUMNS, PacsBrowser, install_pacs_dock
-from radassist.pacs.config import PacsConfig, Peer
+from radassist.pacs.config import PacsConfig, Peer, ResultsDestination
 from radassist.pacs.listener import Listener
 from radassist.pacs.sender import store_to_peer
 from radassist.pacs.worklist import AIStatus, ReadingStatus
@@ -113,27 +117,69 @@ def test_dock_is_tabbed_with_the_study_browser_and_opens_through_the_window(qtbo
     assert len(opened) == 1 and opened[0].endswith(".dcm")
 
 
-@pytest.mark.skipif(shutil.which("Orthanc") is None, reason="Orthanc is not installed")
-def test_query_and_retrieve_from_orthanc(qtbot, shared_data, tmp_path):
-    orthanc, process = start_orthanc(tmp_path / "orthanc", {"RADASSIST": ("127.0.0.1", free_port()),
-                                                            TEST_SCU_AET: ("127.0.0.1", free_port())})
-    try:
-        source = chest_copies(shared_data / CHEST_DICOM, tmp_path / "src", 1)[0]
-        original = pydicom.dcmread(source)
-        peer = Peer("orthanc", orthanc.ae_title, "127.0.0.1", orthanc.dicom_port)
-        store_to_peer(peer, [source], TEST_SCU_AET)
-        config = PacsConfig(spool=tmp_path / "spool", peers=(peer,))
-        browser = PacsBrowser(config)
-        qtbot.addWidget(browser)
-        browser.patient_id.setText(str(original.PatientID))
-        browser.search_button.click()
-        wait_for(lambda: (qtbot.wait(50), browser.results_tree.topLevelItemCount())[1] > 0, timeout=30)
-        uids = [browser.results_tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole + 1)
-                for i in range(browser.results_tree.topLevelItemCount())]
-        assert original.StudyInstanceUID in uids
-        browser.results_tree.setCurrentItem(browser.results_tree.topLevelItem(uids.index(original.StudyInstanceUID)))
-        with qtbot.waitSignal(browser.open_requested, timeout=30000) as opened:
-            browser.retrieve_button.click()
-        assert pydicom.dcmread(opened.args[0]).SOPInstanceUID == original.SOPInstanceUID
-    finally:
-        stop(process)
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    if shutil.which("Orthanc") is None:
+        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
+    server, process = start_orthanc(tmp_path_factory.mktemp("orthanc"), {
+        "RADASSIST": ("127.0.0.1", free_port()), TEST_SCU_AET: ("127.0.0.1", free_port())})
+    yield server
+    stop(process)
+
+
+def test_query_and_retrieve_from_orthanc(qtbot, orthanc, shared_data, tmp_path):
+    source = chest_copies(shared_data / CHEST_DICOM, tmp_path / "src", 1)[0]
+    original = pydicom.dcmread(source)
+    peer = Peer("orthanc", orthanc.ae_title, "127.0.0.1", orthanc.dicom_port)
+    store_to_peer(peer, [source], TEST_SCU_AET)
+    config = PacsConfig(spool=tmp_path / "spool", peers=(peer,))
+    browser = PacsBrowser(config)
+    qtbot.addWidget(browser)
+    browser.patient_id.setText(str(original.PatientID))
+    browser.search_button.click()
+    wait_for(lambda: (qtbot.wait(50), browser.results_tree.topLevelItemCount())[1] > 0, timeout=30)
+    uids = [browser.results_tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole + 1)
+            for i in range(browser.results_tree.topLevelItemCount())]
+    assert original.StudyInstanceUID in uids
+    browser.results_tree.setCurrentItem(browser.results_tree.topLevelItem(uids.index(original.StudyInstanceUID)))
+    with qtbot.waitSignal(browser.open_requested, timeout=30000) as opened:
+        browser.retrieve_button.click()
+    assert pydicom.dcmread(opened.args[0]).SOPInstanceUID == original.SOPInstanceUID
+
+
+def test_signed_reading_goes_back_as_a_final_sr(qtbot, orthanc, filled_spool, tmp_path):
+    """The radiologist's signed reading of a worklist image: a final SR with the reader as observer, filed in
+    the original study on Orthanc; the worklist row says signed."""
+    config, worklist = filled_spool
+    entry = next(e for e in worklist.entries() if e.ai_status is AIStatus.READ)
+    peer = Peer("orthanc", "RADASSIST", "127.0.0.1", orthanc.dicom_port)
+    config = replace(config, ae_title="RADASSIST", results=ResultsDestination(peer=replace(peer, ae_title="ORTHANC")))
+    original = pydicom.dcmread(entry.spool_path)
+    store_to_peer(replace(peer, ae_title="ORTHANC"), [Path(entry.spool_path)], TEST_SCU_AET)
+    state = signed_state(entry.priority_label)
+    browser = PacsBrowser(config, current_reading=lambda: (entry.spool_path, state, "Reader^Test"))
+    qtbot.addWidget(browser)
+    assert browser.send_button.isEnabled()
+    browser.send_button.click()
+    qtbot.waitUntil(lambda: browser.status.text() == "Signed reading sent to PACS.", timeout=30000)
+    assert worklist.get(entry.sop_instance_uid).reading_status is ReadingStatus.SIGNED
+
+    found = orthanc.post("/tools/lookup", original.StudyInstanceUID.encode())
+    study_id = next(item["ID"] for item in found if item["Type"] == "Study")
+    series = [s for s in orthanc.get(f"/studies/{study_id}/series") if s["MainDicomTags"]["Modality"] == "SR"]
+    assert len(series) == 1
+    with urllib.request.urlopen(f"{orthanc.url}/instances/{series[0]['Instances'][0]}/file", timeout=30) as answer:
+        sr = pydicom.dcmread(BytesIO(answer.read()))
+    assert sr.StudyInstanceUID == original.StudyInstanceUID and sr.PreliminaryFlag == "FINAL"
+    assert "Reader^Test" in str(sr.ContentSequence[1:4])  # the person observer
+
+
+def signed_state(label: str):
+    from radassist.feedback.state import FindingState, SessionState
+
+    state = SessionState(session_id="reading-1", reader_id="Reader^Test", model_id="radassist-cxr-classifier",
+                         model_sha256="0" * 64, signed_text="FINDINGS: opacity.\n\nIMPRESSION: pneumonia.\n",
+                         signed_utc="2026-12-06T00:00:00+00:00")
+    state.findings[label] = FindingState(label, label, ai_probability=0.9, ai_threshold=0.5, ai_positive=True,
+                                         decision="present")
+    return state

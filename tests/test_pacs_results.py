@@ -173,3 +173,27 @@ def test_listen_refuses_bad_options_with_one_line(arguments, reason, capsys, dat
     assert cli_main(["listen", *arguments]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("radassist: error: ") and reason in err[0]
+
+
+def test_signed_reading_sr_is_final_with_the_reader_and_passes_dciodvfy(chest_read, tmp_path):
+    from radassist.feedback.state import FindingState, SessionState
+    from radassist.pacs.results import signed_reading_sr
+
+    original, _, result = chest_read
+    state = SessionState(session_id="s1", reader_id="r1", model_id=result.model_id, model_sha256=result.model_sha256,
+                         signed_text="FINDINGS: x\n\nIMPRESSION: y\n", signed_utc="2026-12-06T00:00:00+00:00")
+    for finding in result.findings:
+        state.findings[finding.label] = FindingState(finding.label, finding.display_name, finding.probability,
+                                                     finding.threshold, finding.positive,
+                                                     decision="present" if finding.positive else "absent")
+    sr = signed_reading_sr(original, state, "Reader^Test")
+    path = tmp_path / "reading.dcm"
+    sr.save_as(path, enforce_file_format=True)
+    report = _dciodvfy(path)
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
+    assert sr.PreliminaryFlag == "FINAL" and sr.StudyInstanceUID == original.StudyInstanceUID
+    assert sr.SOPInstanceUID != clinical_sr(original, result).SOPInstanceUID  # its own object, not the pre-read
+    if shutil.which("dsrdump"):
+        dump = subprocess.run(["dsrdump", str(path)], capture_output=True, text=True, timeout=60).stdout
+        assert '"Person Observer Name")="Reader^Test' in dump
+        assert dump.count("Tracking Identifier\")=\"Reader ") == len(result.findings)

@@ -357,8 +357,17 @@ class PacsBrowser(QWidget):
             atomic_write(path, buffer.getvalue())  # kept if sending fails, like the pre-read results
             send_objects(config.results, [path], config.ae_title)
             path.unlink()
+            return str(original.SOPInstanceUID)
 
-        self._run(Job(send, "Send reading to PACS"), lambda _uid: self.status.setText("Signed reading sent to PACS."))
+        self._run(Job(send, "Send reading to PACS"), self._reading_sent)
+
+    def _reading_sent(self, sop_instance_uid: str) -> None:
+        from radassist.pacs.worklist import Worklist
+
+        if self.worklist_path().is_file():
+            Worklist(self.worklist_path()).set_reading(sop_instance_uid, ReadingStatus.SIGNED)
+        self.refresh()
+        self.status.setText("Signed reading sent to PACS.")
 
     # ----- jobs
     def _run(self, job: Job, on_success: Callable[[object], None]) -> None:

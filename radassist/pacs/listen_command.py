@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     config = replace(config, results=results, **overrides)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO/DEBUG output can quote data sets (PHI)
     signal.signal(signal.SIGTERM, _interrupt)
     listener = Listener(config)
     try:
