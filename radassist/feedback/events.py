@@ -30,6 +30,7 @@ class EventType(str, Enum):
     FINDING_ADDED = "finding_added"  # present, and the AI did not flag it (may be a label the model lacks)
     REGION_DRAWN = "region_drawn"
     REGION_CHANGED = "region_changed"
+    MEASUREMENT_CORRECTED = "measurement_corrected"  # the reader moved the lines of an AI measurement (e.g. the CTR)
     REPORT_SENTENCE_EDITED = "report_sentence_edited"
     REPORT_SIGNED = "report_signed"  # once per session; payload says whether the AI draft was signed unreviewed
     ADDENDUM_ADDED = "addendum_added"  # text added to a signed report (never a second signature)
@@ -66,6 +67,8 @@ REQUIRED_KEYS: dict[EventType, frozenset[str]] = {
     EventType.FINDING_ADDED: frozenset({"label", "display_name"}),
     EventType.REGION_DRAWN: frozenset({"region_id", "label", "geometry"}),
     EventType.REGION_CHANGED: frozenset({"region_id", "label", "geometry"}),
+    # kind: a MeasurementKind value; before/after: {"value": float, "points": [[row, column], ...]} image pixels
+    EventType.MEASUREMENT_CORRECTED: frozenset({"kind", "before", "after"}),
     EventType.REPORT_SENTENCE_EDITED: frozenset({"sentence_id", "before", "after"}),
     EventType.REPORT_SIGNED: frozenset({"text"}),  # optional: ai_draft_unchanged (bool), undecided (labels)
     EventType.ADDENDUM_ADDED: frozenset({"text"}),

@@ -107,6 +107,10 @@ class Reading:
         self._refresh()
         return region_id
 
+    def correct_measurement(self, kind: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """The reader dragged an AI measurement (e.g. the CTR lines) to `after` ({"value", "points"})."""
+        self._then_refresh(lambda: self._session.correct_measurement(kind, before, after))
+
     def edit_sentence(self, sentence_id: str, text: str, *, section: Section = Section.FINDINGS) -> None:
         """Make a sentence read `text` ("" deletes it; a new id is the reader's own sentence)."""
         current = self.state.sentences.get(sentence_id)

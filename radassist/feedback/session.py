@@ -124,6 +124,10 @@ class FeedbackSession:
             "region_id": region_id, "label": label or current.label,
             "geometry": self._clipped(geometry) if geometry else current.geometry})
 
+    def correct_measurement(self, kind: str, before: dict[str, Any], after: dict[str, Any]) -> Event:
+        """The reader moved an AI measurement's lines: before/after are {"value", "points"} (image pixels)."""
+        return self._record(EventType.MEASUREMENT_CORRECTED, {"kind": kind, "before": before, "after": after})
+
     def edit_sentence(self, sentence_id: str, before: str, after: str, *,
                       section: Section = Section.FINDINGS) -> Event:
         """Replace a report sentence's text (before = what it said; "" for a new sentence; after "" deletes)."""
