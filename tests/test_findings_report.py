@@ -404,3 +404,17 @@ def test_a_read_without_findings_is_refused():
     empty = ReadResult(meta=ImageMetadata("x.png", "PNG", 8, 8), qa=QAVerdict(False, "not a chest radiograph"))
     with pytest.raises(InputRefused, match="not a chest radiograph"):
         draft_report(empty)
+
+
+def test_an_explained_finding_is_not_repeated_in_the_impression():
+    probabilities = scenario("opacity", "definite")
+    probabilities["pneumonia"] = probability_in_band("definite", THRESHOLDS["pneumonia"])
+    report = draft_report(read_result(probabilities, checks=INSIDE))
+    impression = report.section_text("IMPRESSION")
+    assert impression.startswith("Findings consistent with pneumonia in the right lower zone.")
+    assert "airspace opacity" not in impression  # said once, by the diagnosis that explains it
+    assert "There is airspace opacity in the right lower zone." in report.section_text("FINDINGS")
+    probabilities["pneumonia"] = probability_in_band("possible", THRESHOLDS["pneumonia"])
+    impression = draft_report(read_result(probabilities, checks=INSIDE)).section_text("IMPRESSION")
+    assert "Findings may represent pneumonia." in impression  # names no place: the opacity keeps its own
+    assert "Right lower zone airspace opacity." in impression

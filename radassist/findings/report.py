@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def draft_report(result: ReadResult, *, templates: ReportTemplates | None = None
         spoken.append(_Spoken(finding, band_of(finding, templates), node, section))
     spread = _lung_spread(result, spoken)
     spoken = [s for s in spoken if not _contradicts_spread(s, spread)]
-    _reconcile_locations(spoken, graph)
+    explained_by = _reconcile_locations(spoken, graph)
 
     writer = _Writer(templates, graph)
     rank = {band.name: i for i, band in enumerate(templates.bands)}
@@ -191,6 +192,7 @@ def draft_report(result: ReadResult, *, templates: ReportTemplates | None = None
         if part not in covered:
             writer.not_assessed(part)
 
+    writer.merge_explained_impressions(explained_by)
     verdicts = [s for s in spoken if s.section is None and s.finding.positive]
     if any(s.finding.positive for s in spoken if s.section is not None) or enlarged:
         writer.drop_impressions(verdicts)  # a named finding says more than "abnormal"
@@ -236,8 +238,10 @@ def _contradicts_spread(item: _Spoken, spread: Spread | None) -> bool:
             and item.node.distribution is not None and item.node.distribution != spread.value)
 
 
-def _reconcile_locations(spoken: list[_Spoken], graph: KnowledgeGraph) -> None:
-    """One location per finding, the same wherever it is shown (written back onto the Finding)."""
+def _reconcile_locations(spoken: list[_Spoken], graph: KnowledgeGraph) -> dict[str, str]:
+    """One location per finding, the same wherever it is shown (written back onto the Finding). Returns
+    finding label -> label of the positive diagnosis that took its location (pneumonia where the opacity is)."""
+    explained_by: dict[str, str] = {}
     anchors = sorted((s for s in spoken if s.finding.positive and s.finding.zone and s.node is not None),
                      key=lambda s: -s.offset)
     for item in spoken:
@@ -250,6 +254,9 @@ def _reconcile_locations(spoken: list[_Spoken], graph: KnowledgeGraph) -> None:
         anchor = next((a for a in anchors if a is not item and a.node.key in typical), None)
         if anchor is not None:
             item.finding.zone = anchor.finding.zone
+            if item.finding.positive:
+                explained_by.setdefault(anchor.finding.label, item.finding.label)
+    return explained_by
 
 
 def _differential_leads(spoken: list[_Spoken], templates: ReportTemplates) -> list[_Spoken]:
@@ -257,6 +264,14 @@ def _differential_leads(spoken: list[_Spoken], templates: ReportTemplates) -> li
     refines its condition), then the one furthest above its threshold. The first with a differential wins."""
     eligible = [s for s in spoken if s.band.name in templates.differential["from_bands"] and s.section is not None]
     return sorted(eligible, key=lambda s: (s.finding.conditional_on is not None, s.offset), reverse=True)
+
+
+_ZONE_WORDS = re.compile(r"\b(right|left) (upper|mid|lower) zone\b")
+
+
+def _zone_words(text: str) -> str | None:
+    match = _ZONE_WORDS.search(text.lower())
+    return match.group(0) if match else None
 
 
 def _side(zone: str | None) -> str:
@@ -299,6 +314,17 @@ class _Writer:
                                     node.iri if node else None, finding.label, round(finding.probability, 4),
                                     band.name, f"{section.lower()}-{finding.label}",
                                     item.section if section == FINDINGS else None))
+
+    def merge_explained_impressions(self, explained_by: dict[str, str]) -> None:
+        """Drop a finding's IMPRESSION sentence when the diagnosis that explains it already names its place
+        ("Findings consistent with pneumonia in the left lower zone." says all "Left lower zone airspace opacity."
+        says); its FINDINGS sentence stays."""
+        impressions = {s.source_label: s for s in self.sentences if s.section == IMPRESSION}
+        for finding_label, diagnosis_label in explained_by.items():
+            finding, diagnosis = impressions.get(finding_label), impressions.get(diagnosis_label)
+            zone_words = _zone_words(finding.text) if finding is not None else None
+            if diagnosis is not None and zone_words and zone_words in diagnosis.text.lower():
+                self.sentences.remove(finding)
 
     def drop_impressions(self, verdicts: list[_Spoken]) -> None:
         labels = {v.finding.label for v in verdicts}
