@@ -100,12 +100,13 @@ def test_cmove_to_listener_preread_and_sr_back_in_the_same_study(pacs, shared_da
     assert pydicom.dcmread(entry.spool_path).SOPInstanceUID == original.SOPInstanceUID
 
     series = _series_of(orthanc, original.StudyInstanceUID)
-    assert set(series) == {original.Modality, "SR", "OT"}, series.keys()
+    assert set(series) == {original.Modality, "SR", "OT", "PR"}, series.keys()  # this film has positive findings
     sr, referenced = _sr_references(orthanc, series["SR"])
     assert sr.StudyInstanceUID == original.StudyInstanceUID
     assert sr.PatientID == original.PatientID and str(sr.PatientName) == str(original.PatientName)
     assert referenced == {original.SOPInstanceUID}
     assert "research use" in series["OT"]["MainDicomTags"]["SeriesDescription"]
+    assert "research use" in series["PR"]["MainDicomTags"]["SeriesDescription"]
 
     # the same study through DICOMweb (QIDO-RS): three series, one of them the SR
     web = DicomWebPeer(name="orthanc-web", url=orthanc.dicomweb_url)
@@ -123,7 +124,7 @@ def test_stow_rs_results_and_wado_rs_retrieve(pacs, shared_data, tmp_path):
     fetched = wado_study(web, original.StudyInstanceUID, Spool(tmp_path / "viewer-spool"))
     assert [pydicom.dcmread(p).SOPInstanceUID for p in fetched] == [original.SOPInstanceUID]
 
-    listener = _listener(tmp_path, listener_port, ResultsDestination(dicomweb=web, secondary_capture=False))
+    listener = _listener(tmp_path, listener_port, ResultsDestination(dicomweb=web, overlay=False))
     try:
         assert move_study(_peer(orthanc), original.StudyInstanceUID, LISTENER_AET, TEST_SCU_AET) == 1
         entry = wait_for(lambda: (e := listener.worklist.get(original.SOPInstanceUID)) and
@@ -165,4 +166,4 @@ def test_results_that_cannot_be_delivered_are_kept_and_marked_failed(pacs, share
     assert entry.results_attempts == 3
     assert "did not accept the association" in entry.results_error
     assert sorted(p.name for p in listener.spool.outbox(original.SOPInstanceUID).glob("*.dcm")) == \
-        ["overlay.dcm", "sr.dcm"]
+        ["gsps.dcm", "overlay.dcm", "sr.dcm"]

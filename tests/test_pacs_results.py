@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from radassist.errors import InputRefused
 from radassist.imaging.windowing import apply_window
 from radassist.io import read_image
 from radassist.pacs.config import load_config, parse_peer_address
-from radassist.pacs.results import RESEARCH_LABEL, clinical_sr, overlay_capture
+from radassist.pacs.results import RESEARCH_LABEL, clinical_sr, overlay_capture, presentation_state
 from radassist.pacs.worklist import AIStatus, Worklist, ai_priority
 from radassist.pipeline.read import ReadOptions, read_radiograph
 from radassist.pipeline.result import Finding
@@ -96,6 +97,30 @@ def test_overlay_capture_is_labelled_research_use_and_passes_dciodvfy(chest_read
     assert coloured.mean() > 0.01
 
 
+def test_presentation_state_circles_the_positive_findings_and_passes_dciodvfy(chest_read, tmp_path):
+    original, _, result = chest_read
+    state = presentation_state(original, result)
+    path = tmp_path / "gsps.dcm"
+    state.save_as(path, enforce_file_format=True)
+    report = _dciodvfy(path)
+    assert not [line for line in report.splitlines() if line.startswith("Error")], report
+
+    stored = pydicom.dcmread(path)
+    assert stored.StudyInstanceUID == original.StudyInstanceUID and stored.Modality == "PR"
+    assert stored.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID == \
+        original.SOPInstanceUID
+    annotation = stored.GraphicAnnotationSequence[0]
+    positive = [f for f in result.findings if f.positive and f.peak_rc]
+    centres = [tuple(g.GraphicData[:2]) for g in annotation.GraphicObjectSequence]
+    assert centres == [(f.peak_rc[1] + 0.5, f.peak_rc[0] + 0.5) for f in positive]  # (column, row) of each peak
+    texts = [t.UnformattedTextValue for t in annotation.TextObjectSequence]
+    assert texts[-1].startswith(RESEARCH_LABEL)
+    assert texts[:-1] == [f"{f.display_name} {f.probability:.2f}" for f in positive]
+
+    negative = [replace(f, positive=False) for f in result.findings]
+    assert presentation_state(original, replace(result, findings=negative)) is None
+
+
 def _finding(label: str, probability: float, threshold: float = 0.5, conditional_on: str | None = None) -> Finding:
     return Finding(label=label, display_name=label, probability=probability, threshold=threshold,
                    positive=probability >= threshold, conditional_on=conditional_on)
@@ -141,7 +166,7 @@ allow = ["ORTHANC"]
 
 [results]
 to = "orthanc-web"
-secondary_capture = false
+overlay = false
 
 [[peer]]
 name = "orthanc"
@@ -156,7 +181,7 @@ url = "http://127.0.0.1:8042/dicom-web/"
     config = load_config(path)
     assert config.allow == ("ORTHANC",) and config.peer("orthanc").port == 4242
     assert config.results.dicomweb.url == "http://127.0.0.1:8042/dicom-web" and config.results.peer is None
-    assert not config.results.secondary_capture
+    assert not config.results.overlay
     path.write_text('[local]\nae_title = "WAY_TOO_LONG_FOR_AN_AE_TITLE"\n')
     with pytest.raises(InputRefused, match="AE title"):
         load_config(path)

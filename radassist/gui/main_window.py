@@ -45,7 +45,7 @@ from radassist.gui.settings import recent_paths, viewer_settings
 from radassist.gui.study_browser import StudyBrowser
 from radassist.gui.study_index import StudyIndex
 from radassist.gui.view_state import LoadedImage, load_for_display
-from radassist.pipeline.result import ReadResult
+from radassist.pipeline.result import Measurement, ReadResult
 
 MAIN_FORM = "viewer_main.ui"
 STATUS_MESSAGE_MS = 8000
@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         a("actionNavigateTool").setChecked(True)
         viewer.annotations.tool_changed.connect(self._tool_changed)
         viewer.annotations.region_finished.connect(self._region_drawn)
+        viewer.ctr.corrected.connect(self._ctr_corrected)
         viewer.readout_changed.connect(self._readout.setText)
 
         self.undo_stack.canUndoChanged.connect(a("actionUndo").setEnabled)
@@ -405,6 +406,16 @@ class MainWindow(QMainWindow):
                    apply=lambda: self.panel.add_reader_finding(label, display_name),
                    revert=lambda: self.panel.remove_reader_finding(label))
         self.panel.select_label(label)
+
+    def _ctr_corrected(self, before: Measurement, after: Measurement) -> None:
+        """The radiologist dragged the CTR lines: a feedback event like any other."""
+        reading = self.reading
+        if reading is None or self.signed:
+            return
+        shown = {"value": before.value, "points": [list(point) for point in before.points]}
+        moved = {"value": after.value, "points": [list(point) for point in after.points]}
+        if self._guarded(lambda: reading.correct_measurement(after.kind.value, shown, moved)):
+            self._status(f"Cardiothoracic ratio corrected: {before.value:.2f} -> {after.value:.2f}")
 
     def _region_drawn(self, region: Region) -> None:
         annotations = self.viewer.annotations

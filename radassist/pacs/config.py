@@ -11,7 +11,8 @@ Command-line options override the file. Example (the README's PACS section docum
 
     [results]
     to = "orthanc"                 # a [[peer]] name (C-STORE) or a [[dicomweb]] name (STOW-RS); absent = keep local
-    secondary_capture = true       # also send the saliency overlay image labelled "AI — research use"
+    overlay = true                 # also send the AI overlays (presentation state + saliency capture), labelled
+                                   # "AI — research use"
 
     [[peer]]
     name = "orthanc"
@@ -69,7 +70,7 @@ class ResultsDestination:
 
     peer: Peer | None = None
     dicomweb: DicomWebPeer | None = None
-    secondary_capture: bool = True
+    overlay: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -181,7 +182,7 @@ def _build(data: dict[str, Any]) -> PacsConfig:
         peers=peers, dicomweb=webs,
     )
     results = data.get("results", {})
-    destination = ResultsDestination(secondary_capture=bool(results.get("secondary_capture", True)))
+    destination = ResultsDestination(overlay=bool(results.get("overlay", True)))
     target = results.get("to")
     if target:
         if any(w.name == target for w in webs):

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             peer=parse_peer_address(args.results_to) if args.results_to else None,
             dicomweb=parse_dicomweb_url(args.results_to_dicomweb) if args.results_to_dicomweb else None)
     if args.no_overlay:
-        results = replace(results, secondary_capture=False)
+        results = replace(results, overlay=False)
     config = replace(config, results=results, **overrides)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

@@ -13,7 +13,7 @@ knows before it sends pixels. With an allow-list, other calling AE titles are re
 
 The pre-read runs on one background thread (`PreReader`): `read_radiograph` with QA enforcement off, so a
 refusal is recorded in the worklist, never raised; an unexpected error is recorded as `failed`. The results
-(SR + overlay capture) go to the outbox and the `ResultsSender` thread.
+(SR, overlay capture, presentation state) go to the outbox and the `ResultsSender` thread.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ class Received:
 class PreReader:
     """One background thread that pre-reads spooled instances in arrival order."""
 
-    def __init__(self, spool: Spool, worklist: Worklist, sender: ResultsSender | None, secondary_capture: bool):
+    def __init__(self, spool: Spool, worklist: Worklist, sender: ResultsSender | None, overlay: bool):
         self.spool, self.worklist, self.sender = spool, worklist, sender
-        self.secondary_capture = secondary_capture
+        self.overlay = overlay
         self._queue: queue.Queue[Received | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="radassist-preread", daemon=True)
 
@@ -146,15 +146,17 @@ class PreReader:
 
     def _write_results(self, item: Received, original, image, result, priority) -> None:
         from radassist.imaging.windowing import apply_window
-        from radassist.pacs.results import clinical_sr, overlay_capture
+        from radassist.pacs.results import clinical_sr, overlay_capture, presentation_state
 
         outbox = self.spool.outbox(item.sop_instance_uid)
         objects = {"sr": clinical_sr(original, result)}
-        if self.secondary_capture and priority is not None:
+        if self.overlay and priority is not None:
             window = image.default_window()
             gray = apply_window(image.pixels, window.center, window.width)
             objects["overlay"] = overlay_capture(original, gray, result.saliency[priority.label],
                                                  result.finding(priority.label), result)
+            if (state := presentation_state(original, result)) is not None:
+                objects["gsps"] = state
         for name, dataset in objects.items():
             from io import BytesIO
 
@@ -172,7 +174,7 @@ class Listener:
         self.worklist = Worklist(self.spool.root / WORKLIST_FILE)
         self.sender = (ResultsSender(config.results, self.worklist, config.ae_title)
                        if config.results.enabled else None)
-        self.prereader = PreReader(self.spool, self.worklist, self.sender, config.results.secondary_capture) \
+        self.prereader = PreReader(self.spool, self.worklist, self.sender, config.results.overlay) \
             if preread else None
         self._server = None
         self.received = 0

@@ -22,6 +22,7 @@ from radassist.pipeline.result import Finding, ReadResult
 
 RESEARCH_LABEL = "AI — research use"
 OVERLAY_SERIES_NUMBER = 902
+PRESENTATION_SERIES_NUMBER = 903
 CAPTURE_MAX_SIDE = 2048  # px: the overlay capture is shrunk to this longest side (a picture, not a measurement)
 
 
@@ -149,10 +150,64 @@ def overlay_capture(original: Dataset, gray01: np.ndarray, saliency01: np.ndarra
     capture.SeriesDescription = f"{RESEARCH_LABEL}: saliency for {finding.display_name}"[:64]
     capture.ImageComments = (f"{RESEARCH_LABEL}. Not for diagnosis. Saliency of '{finding.label}' from "
                              f"{result.model_id} (sha256 {result.model_sha256[:16]}).")
-    capture.BodyPartExamined = original.get("BodyPartExamined") or "CHEST"  # only QA-accepted chest films get here
+    _set_body_part(capture, original)
     capture.BurnedInAnnotation = "YES"
     capture.DerivationDescription = "Source radiograph with AI saliency overlay"
     return capture
+
+
+def presentation_state(original: Dataset, result: ReadResult) -> Dataset | None:
+    """A Grayscale Softcopy Presentation State for the original image: a circle at the saliency peak of each
+    positive finding with its name and probability, and "AI — research use" on screen, on a layer of its own.
+    None when no finding is positive (nothing to point at). The original pixels are untouched: any PACS viewer
+    shows the annotations over them."""
+    import highdicom as hd
+
+    positive = [f for f in result.findings if f.positive and f.peak_rc is not None]
+    if not positive:
+        return None
+    header = reference_header(original)
+    rows, columns = int(header.Rows), int(header.Columns)
+    radius = max(4.0, 0.06 * min(rows, columns))
+    layer = hd.pr.GraphicLayer(layer_name="AI", order=1, description=f"AI findings ({RESEARCH_LABEL})")
+    circles, labels = [], []
+    for finding in positive:
+        row, column = finding.peak_rc
+        x, y = float(column) + 0.5, float(row) + 0.5
+        circles.append(hd.pr.GraphicObject(graphic_type=hd.pr.GraphicTypeValues.CIRCLE, units="PIXEL",
+                                           graphic_data=np.array([[x, y], [x + radius, y]])))
+        labels.append(hd.pr.TextObject(text_value=f"{finding.display_name} {finding.probability:.2f}"[:64],
+                                       units="PIXEL", anchor_point=(x, max(1.0, y - radius)),
+                                       anchor_point_visible=False))
+    labels.append(hd.pr.TextObject(text_value=f"{RESEARCH_LABEL}: {result.model_id}"[:64], units="DISPLAY",
+                                   bounding_box=(0.01, 0.01, 0.6, 0.05),
+                                   text_justification=hd.pr.TextJustificationValues.LEFT))
+    uid = uid_maker(original.SOPInstanceUID, result.model_sha256)
+    state = hd.pr.GrayscaleSoftcopyPresentationState(
+        referenced_images=[header], series_instance_uid=uid("gsps-series"), series_number=PRESENTATION_SERIES_NUMBER,
+        sop_instance_uid=uid("gsps"), instance_number=1, manufacturer="RadAssist",
+        manufacturer_model_name=result.model_id[:64] or "RadAssist", software_versions=_version(),
+        device_serial_number=result.model_sha256[:16] or "none", content_label="AI_FINDINGS",
+        content_description=f"AI findings ({RESEARCH_LABEL})"[:64], graphic_layers=[layer],
+        graphic_annotations=[hd.pr.GraphicAnnotation(referenced_images=[header], graphic_layer=layer,
+                                                     graphic_objects=circles, text_objects=labels)],
+    )
+    state.SpecificCharacterSet = "ISO_IR 192"
+    state.SeriesDescription = f"{RESEARCH_LABEL}: findings"
+    _set_body_part(state, original)
+    return state
+
+
+def _set_body_part(ds: Dataset, original: Dataset) -> None:
+    """General Series needs Laterality unless the body part is known to be unpaired; only QA-accepted chest
+    radiographs get AI overlays, so CHEST when the source does not say."""
+    ds.BodyPartExamined = original.get("BodyPartExamined") or "CHEST"
+
+
+def _version() -> str:
+    from radassist import __version__
+
+    return __version__
 
 
 def _orientation(original: Dataset) -> tuple[str, str]:
