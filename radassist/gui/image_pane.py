@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen, QPo
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from radassist.gui.annotations import Annotations, Measurement, Region
+from radassist.gui.ctr_overlay import GRAB_DISTANCE, CtrOverlay
 from radassist.gui.frames import GreyFrames, OverlayFrames
 from radassist.gui.overlay import OverlayState
 from radassist.gui.theme import ANNOTATION_COLOUR, REGION_COLOUR
@@ -26,10 +27,12 @@ class ImagePane(QWidget):
     cursor_moved = Signal(QPointF)  # image coordinates under the mouse (x = column, y = row)
 
     def __init__(self, view: ViewState, grey: GreyFrames, annotations: Annotations,
-                 overlay: OverlayState | None = None, parent: QWidget | None = None):
-        """`overlay` given: this is the saliency pane (it draws the colour layer when the overlay is on)."""
+                 overlay: OverlayState | None = None, parent: QWidget | None = None, ctr: CtrOverlay | None = None):
+        """`overlay` given: this is the saliency pane (it draws the colour layer when the overlay is on);
+        `ctr`: the cardiothoracic ratio lines, drawn and draggable on this pane."""
         super().__init__(parent)
         self.view, self._grey, self.annotations, self.overlay = view, grey, annotations, overlay
+        self.ctr = ctr
         self._overlay_frames = OverlayFrames() if overlay is not None else None
         self._drag: tuple[Qt.MouseButton, QPointF] | None = None
         self._drawing = False
@@ -42,6 +45,8 @@ class ImagePane(QWidget):
             signal.connect(self.update)
         if overlay is not None:
             overlay.changed.connect(self.update)
+        if ctr is not None:
+            ctr.changed.connect(self.update)
 
     # ----- coordinates
     def view_geometry(self) -> ViewGeometry:
@@ -82,6 +87,8 @@ class ImagePane(QWidget):
                 painter.setOpacity(1.0)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self._paint_marks(painter, geometry)
+        if self.ctr is not None:
+            self.ctr.paint(painter, lambda point: self.to_pane(point, geometry))
         self._paint_corner_text(painter)
 
     def _fill_around(self, painter: QPainter, rect: tuple[int, int, int, int], ratio: float) -> None:
@@ -157,6 +164,9 @@ class ImagePane(QWidget):
         if self.view.image is None:
             return
         button = event.button()
+        if button == Qt.MouseButton.LeftButton and self.ctr is not None and self.ctr.grab(
+                self.to_image(event.position()), GRAB_DISTANCE * self.devicePixelRatioF() / self.view_geometry().scale):
+            return
         if button == Qt.MouseButton.LeftButton and self.annotations.begin(self.to_image(event.position())):
             self._drawing = True
             return
@@ -169,7 +179,9 @@ class ImagePane(QWidget):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         position = event.position()
-        if self._drawing:
+        if self.ctr is not None and self.ctr.dragging:
+            self.ctr.drag_to(self.to_image(position))
+        elif self._drawing:
             self.annotations.extend(self.to_image(position))
         elif self._drag is not None:
             button, last = self._drag
@@ -183,7 +195,9 @@ class ImagePane(QWidget):
             self.cursor_moved.emit(self.to_image(position))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._drawing and event.button() == Qt.MouseButton.LeftButton:
+        if self.ctr is not None and self.ctr.dragging and event.button() == Qt.MouseButton.LeftButton:
+            self.ctr.release()
+        elif self._drawing and event.button() == Qt.MouseButton.LeftButton:
             self._drawing = False
             self.annotations.finish()
         elif self._drag is not None and event.button() == self._drag[0]:

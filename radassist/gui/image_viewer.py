@@ -10,11 +10,12 @@ from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from radassist.gui.annotations import Annotations
+from radassist.gui.ctr_overlay import CtrOverlay
 from radassist.gui.frames import GreyFrames
 from radassist.gui.image_pane import ImagePane
 from radassist.gui.overlay import OverlayState
 from radassist.gui.view_state import LoadedImage, ViewState
-from radassist.pipeline.result import ReadResult
+from radassist.pipeline.result import MeasurementKind, ReadResult
 
 KEY_ZOOM_STEP = 1.25
 
@@ -28,10 +29,11 @@ class ImageViewer(QWidget):
         self.view = ViewState()
         self.overlay = OverlayState()
         self.annotations = Annotations()
+        self.ctr = CtrOverlay()  # the AI's cardiothoracic ratio lines, on both panes
         self._grey = GreyFrames(self.view)
-        self.plain_pane = ImagePane(self.view, self._grey, self.annotations)
+        self.plain_pane = ImagePane(self.view, self._grey, self.annotations, ctr=self.ctr)
         self.plain_pane.setObjectName("plainPane")
-        self.saliency_pane = ImagePane(self.view, self._grey, self.annotations, self.overlay)
+        self.saliency_pane = ImagePane(self.view, self._grey, self.annotations, self.overlay, ctr=self.ctr)
         self.saliency_pane.setObjectName("saliencyPane")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -47,6 +49,7 @@ class ImageViewer(QWidget):
     def set_image(self, image: LoadedImage | None) -> None:
         self.annotations.clear()
         self.overlay.set_result(None)
+        self.ctr.show(None)
         self.view.set_image(image)
 
     def replace_image(self, image: LoadedImage) -> None:
@@ -55,6 +58,7 @@ class ImageViewer(QWidget):
 
     def set_result(self, result: ReadResult | None) -> None:
         self.overlay.set_result(result)
+        self.ctr.show(result.measurements.get(MeasurementKind.CARDIOTHORACIC_RATIO) if result else None)
 
     @property
     def single_pane(self) -> bool:

@@ -61,6 +61,13 @@ class CardiothoracicRatio:
         """CTR > 0.5 on a PA film; None when the film is not known to be PA (the cut-off does not apply)."""
         return None if self.note else self.ratio > PA_CARDIOMEGALY_CUTOFF
 
+    @classmethod
+    def from_measurement(cls, measurement: Measurement) -> CardiothoracicRatio:
+        """Back from a `Measurement` (points: heart left, heart right, thorax left, thorax right)."""
+        (heart_row, heart_left), (_, heart_right), (thorax_row, thorax_left), (_, thorax_right) = measurement.points
+        return cls(HorizontalLine(round(heart_row), round(heart_left), round(heart_right)),
+                   HorizontalLine(round(thorax_row), round(thorax_left), round(thorax_right)), measurement.note)
+
     def as_measurement(self) -> Measurement:
         """The `ReadResult.measurements` entry: points are heart left, heart right, thorax left, thorax right."""
         return Measurement(kind=MeasurementKind.CARDIOTHORACIC_RATIO, value=round(self.ratio, 4),

@@ -1,0 +1,95 @@
+"""The CTR lines in the real viewer (offscreen Qt): drawn on the image, dragged with the mouse, and the
+correction recorded in a real SQLite feedback store as a measurement_corrected event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from radassist.feedback.events import EventType
+from radassist.feedback.store import EventStore
+from radassist.gui.main_window import MainWindow
+from radassist.imaging.ctr import CardiothoracicRatio, ctr_from_masks
+from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG
+from radassist.pipeline.result import MeasurementKind
+
+ANATOMY = Path(__file__).parent / "data" / "anatomy"
+FILM = "JPCNN004.png"
+
+
+def scr_ctr_measurement():
+    from PIL import Image
+
+    def mask(organ: str) -> np.ndarray:
+        return np.asarray(Image.open(ANATOMY / "masks" / organ / FILM).convert("L")) > 127
+
+    labels = np.zeros((512, 512), dtype=np.uint8)
+    labels[mask("right_lung")] = RIGHT_LUNG
+    labels[mask("left_lung")] = LEFT_LUNG
+    return ctr_from_masks(labels, mask("heart")).as_measurement()
+
+
+def send(widget, kind: QEvent.Type, position: QPointF, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
+    QApplication.sendEvent(widget, QMouseEvent(kind, position, widget.mapToGlobal(position), button, buttons,
+                                               Qt.KeyboardModifier.NoModifier))
+
+
+@pytest.fixture()
+def window(qtbot, data_dir):
+    win = MainWindow(EventStore(data_dir / "feedback.sqlite"), reader_id="dr-ctr", auto_read=False)
+    win.resize(1400, 900)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    with qtbot.waitSignal(win.image_shown, timeout=30_000):
+        win.open_paths([ANATOMY / "images" / FILM])
+    return win
+
+
+def test_ctr_lines_are_drawn_dragged_and_the_correction_is_recorded(qtbot, window):
+    measurement = scr_ctr_measurement()
+    pane = window.viewer.plain_pane
+    before_pixels = pane.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    window.viewer.ctr.show(measurement)
+    after_pixels = pane.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    assert before_pixels != after_pixels  # the lines are painted
+
+    heart_right = window.viewer.ctr.handles()[("heart", "right")]
+    start = pane.to_pane(heart_right)
+    end = start + QPointF(25, 0)  # widen the heart line by dragging its right end outwards
+    send(pane, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    for step in range(1, 6):
+        send(pane, QEvent.Type.MouseMove, start + (end - start) * (step / 5), Qt.MouseButton.NoButton,
+             Qt.MouseButton.LeftButton)
+    send(pane, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+
+    corrected = window.viewer.ctr.ctr
+    assert corrected.heart.right > int(heart_right.x()) + 5
+    assert corrected.thorax == CardiothoracicRatio.from_measurement(measurement).thorax  # untouched
+    assert corrected.ratio > measurement.value
+    assert window.viewer.annotations.measurements == []  # the drag moved the CTR, it did not draw a ruler
+    events = [e for e in window.store.events(window.reading.session_id)
+              if e.type is EventType.MEASUREMENT_CORRECTED]
+    (event,) = events
+    assert event.payload["kind"] == MeasurementKind.CARDIOTHORACIC_RATIO.value
+    assert event.payload["before"]["value"] == pytest.approx(measurement.value)
+    assert event.payload["after"]["value"] == pytest.approx(corrected.ratio, abs=1e-4)
+    assert event.payload["after"]["points"][1][1] == corrected.heart.right
+
+
+def test_a_press_away_from_the_handles_does_not_move_the_lines(qtbot, window):
+    measurement = scr_ctr_measurement()
+    window.viewer.ctr.show(measurement)
+    pane = window.viewer.plain_pane
+    far = pane.to_pane(QPointF(5.0, 5.0))  # image corner, far from every handle
+    send(pane, QEvent.Type.MouseButtonPress, far, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    send(pane, QEvent.Type.MouseMove, far + QPointF(30, 30), Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
+    send(pane, QEvent.Type.MouseButtonRelease, far + QPointF(30, 30), Qt.MouseButton.LeftButton,
+         Qt.MouseButton.NoButton)
+    assert window.viewer.ctr.ctr.as_measurement() == measurement
+    assert not [e for e in window.store.events(window.reading.session_id) if e.type is EventType.MEASUREMENT_CORRECTED]
