@@ -108,13 +108,14 @@ def test_dicom_files_are_grouped_by_study(tmp_path, test_data):
     assert sum(int(row["images"]) for row in studies.values()) == 3
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # the hostile Referenced File ID, on purpose
 def test_dicomdir_source_reads_its_records_with_their_studies(tmp_path, test_data):
     import pydicom
     from pydicom.fileset import FileSet
     from pydicom.uid import generate_uid
 
     file_set = FileSet()
-    for number in (1, 2):  # two instances of the real NIH radiograph in one study (DICOMDIR records need these)
+    for number in (1, 2, 3):  # three instances of the real NIH radiograph in one study (records need these tags)
         ds = pydicom.dcmread(test_data / NIH_DICOM)
         ds.SOPInstanceUID, ds.file_meta.MediaStorageSOPInstanceUID = (generate_uid(),) * 2
         ds.StudyDate, ds.StudyTime, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "20200102", "1015", "1", 1, number
@@ -122,17 +123,26 @@ def test_dicomdir_source_reads_its_records_with_their_studies(tmp_path, test_dat
         file_set.add(str(tmp_path / f"in{number}.dcm"))
     media = tmp_path / "media"
     file_set.write(media)
+    dicomdir = pydicom.dcmread(media / "DICOMDIR")  # the third record now points outside the DICOMDIR's folder
+    [record for record in dicomdir.DirectoryRecordSequence if "ReferencedFileID" in record][2].ReferencedFileID = \
+        ["..", "in3.dcm"]
+    dicomdir.save_as(media / "DICOMDIR")
     listing = list_source(media / "DICOMDIR")
-    assert listing.kind is SourceKind.DICOMDIR and len(listing.items) == 2 and not listing.refused
+    assert listing.kind is SourceKind.DICOMDIR and len(listing.items) == 2
+    assert [entry.relative for entry in listing.refused] == ["../in3.dcm"]
+    assert "outside the folder" in listing.refused[0].reason
     assert {item.study_uid for item in listing.items} == {NIH_STUDY}
     out = tmp_path / "out"
     proc = run_batch(media, "--out", out, "--workers", "1")  # a folder holding a DICOMDIR: its records
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = summary_rows(out)
-    assert sorted(row["file"] for row in rows) == sorted(item.relative for item in listing.items)
-    assert {row["study"] for row in rows} == {NIH_STUDY} and {row["status"] for row in rows} == {"read"}
+    read = [row for row in rows if row["status"] == "read"]
+    assert sorted(row["file"] for row in read) == sorted(item.relative for item in listing.items)
+    assert {row["study"] for row in read} == {NIH_STUDY}
+    assert [(row["file"], row["status"]) for row in rows if row not in read] == [("../in3.dcm", "refused")]
     with open(out / "studies.csv", newline="") as handle:
-        assert [(row["study"], row["images"], row["read"]) for row in csv.DictReader(handle)] == [(NIH_STUDY, "2", "2")]
+        studies = {row["study"]: (row["images"], row["read"], row["refused"]) for row in csv.DictReader(handle)}
+    assert studies[NIH_STUDY] == ("2", "2", "0")
 
 
 def test_list_file_entries_are_confined_to_its_folder(tmp_path, pediatric):

@@ -12,7 +12,7 @@ import enum
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from radassist.errors import InputRefused
 
@@ -137,37 +137,28 @@ def _walk(folder: Path, listing: SourceListing, excluded: tuple[Path, ...]) -> I
 
 
 def _list_dicomdir(dicomdir: Path, excluded: tuple[Path, ...]) -> SourceListing:
-    from pydicom.fileset import FileSet
+    """The DICOMDIR's image records (radassist.io.dicomdir confines each to the DICOMDIR's folder)."""
+    from radassist.io.dicomdir import read_dicomdir
 
     root = _real(dicomdir.parent)
     listing = SourceListing(SourceKind.DICOMDIR, root)
-    try:
-        file_set = FileSet(str(dicomdir))
-        records = list(file_set)
-    except Exception as exc:  # noqa: BLE001  pydicom raises many kinds for a damaged DICOMDIR
-        raise InputRefused(f"{dicomdir} is not a readable DICOMDIR ({type(exc).__name__})") from None
+    records = read_dicomdir(dicomdir)
+    for skipped in records.skipped:
+        what, _, reason = skipped.partition(": ")
+        listing.refused.append(RefusedEntry(what, reason))
     seen: set[Path] = set()
-    for record in records:
-        path = Path(record.path)
-        written = _relative_as_written(path, dicomdir.parent)
-        real, reason = _confine(path, root, excluded)
+    for image in records.images:
+        real, reason = _confine(image.path, root, excluded)
+        relative = real.relative_to(root).as_posix() if real is not None else str(image.path)
         if real is None:
-            listing.refused.append(RefusedEntry(written, reason))
+            listing.refused.append(RefusedEntry(relative, reason))
         elif real in seen:
-            listing.refused.append(RefusedEntry(written, "is listed twice"))
+            listing.refused.append(RefusedEntry(relative, "is listed twice"))
         else:
             seen.add(real)
-            listing.items.append(BatchItem(str(real), real.relative_to(root).as_posix(), _study_uid(record)))
+            study = str(image.StudyInstanceUID or "").strip() or None
+            listing.items.append(BatchItem(str(real), relative, study))
     return listing
-
-
-def _study_uid(record) -> str | None:
-    try:
-        value = getattr(record, "StudyInstanceUID", None)
-    except (AttributeError, KeyError, ValueError):
-        return None
-    text = str(value).strip() if value else ""
-    return text or None
 
 
 def _list_file(list_file: Path, excluded: tuple[Path, ...]) -> SourceListing:
@@ -205,8 +196,3 @@ def _not_a_list(list_file: Path) -> InputRefused:
     return InputRefused(f"{list_file.name} is not a folder, a DICOMDIR or a text list of image paths")
 
 
-def _relative_as_written(path: Path, folder: Path) -> str:
-    try:
-        return PurePosixPath(os.path.relpath(path, folder)).as_posix()
-    except ValueError:
-        return str(path)
