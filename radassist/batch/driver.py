@@ -202,5 +202,7 @@ def summary_line(plan: BatchPlan, totals: BatchTotals) -> str:
             f"summary in {shown(plan.out / SUMMARY_NAME)}")
 
 
-def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
+def default_threads(workers: int, ray_address: str | None) -> int:
+    """onnxruntime threads per worker: this machine's cores shared out, or 1 on a cluster of unknown nodes
+    (each Ray actor reserves one CPU)."""
+    return 1 if ray_address else max(1, (os.cpu_count() or 1) // workers)

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_positive, default=max(1, min(2, os.cpu_count() or 1)),
                         help="worker processes or Ray actors (default: up to 2)")
     parser.add_argument("--threads-per-worker", type=_positive, default=None,
-                        help="onnxruntime threads per worker (default: cores / workers)")
+                        help="onnxruntime threads per worker (default: cores / workers; 1 with --ray-address)")
     parser.add_argument("--retries", type=_not_negative, default=1,
                         help="times an image is given to another worker after its worker was lost (default 1)")
     parser.add_argument("--resume", action="store_true",
@@ -59,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     engine = EngineKind(args.engine)
     if args.ray_address and engine is not EngineKind.RAY:
         raise InputRefused("--ray-address needs --engine ray")
+    if args.ray_address and args.record:
+        raise InputRefused("--record stores sessions in this machine's feedback store; it cannot be used with "
+                           "--ray-address (the reads run on other machines)")
     plan = BatchPlan(
         source=Path(args.source), out=Path(args.out), engine=engine, workers=args.workers,
-        threads_per_worker=args.threads_per_worker or default_threads(args.workers), retries=args.retries,
+        threads_per_worker=args.threads_per_worker or default_threads(args.workers, args.ray_address), retries=args.retries,
         resume=args.resume, overwrite=args.overwrite, ray_address=args.ray_address,
         worker_options=WorkerOptions(record=args.record, store=args.store),
     )
