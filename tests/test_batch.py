@@ -202,6 +202,8 @@ def test_bad_arguments_are_one_line_refusals(tmp_path, pediatric):
         ((tmp_path / "missing", "--out", tmp_path / "o1"), "does not exist"),
         ((tmp_path, "--out", tmp_path / "o2", "--ray-address", "127.0.0.1:1"), "--ray-address needs --engine ray"),
         ((tmp_path, "--out", tmp_path / "o3", "--workers", "0"), "must be at least 1"),
+        ((tmp_path, "--out", tmp_path / "o5", "--engine", "ray", "--ray-address", "127.0.0.1:1", "--record"),
+         "--record stores sessions in this machine's feedback store"),
     ]
     for args, message in cases:
         proc = run_batch(*args)
