@@ -69,7 +69,9 @@ def _store(port: int, dataset_or_path, sop_class=SecondaryCaptureImageStorage,
 def listener(tmp_path):
     port = free_port()
     spool = tmp_path / "spool"
-    process = start_listener(spool, port, "--allow", TEST_SCU_AET, "STORESCU")
+    # results go to a peer that is not there: built and retried in the background, never blocking receiving
+    process = start_listener(spool, port, "--allow", TEST_SCU_AET, "STORESCU", "--results-to",
+                             f"NOBODY@127.0.0.1:{free_port()}")
     yield port, spool, process
     stop(process)
 
@@ -100,6 +102,14 @@ def test_pynetdicom_and_storescu_stores_are_spooled_and_preread(listener, shared
         assert pydicom.dcmread(spool / "instances" / f"{uid}.dcm").SOPInstanceUID == uid
     assert {rows[uid]["calling_ae"] for uid in expected} <= {TEST_SCU_AET, "STORESCU"}
     assert process.poll() is None  # a QA refusal never stops the listener
+    assert wait_for(lambda: all(row["results_status"] == "queued" for uid, row in _worklist(spool).items()
+                                if uid in expected), timeout=30)
+    stop(process)
+    log = (spool.parent / f"listener-{port}.log").read_text(errors="replace")
+    assert "attempt 1 failed" in log  # the results were made and the sender is retrying
+    for ds in (pydicom.dcmread(p) for p in [*stored, non_chest]):  # no patient data in the log
+        for value in (str(ds.PatientName), str(ds.PatientID)):
+            assert len(value) < 4 or value not in log  # (the scout's ID is "0")
 
 
 def test_unknown_calling_ae_is_refused(listener):

@@ -14,6 +14,9 @@ after a crash or a retry files the same objects again instead of duplicates.
 
 from __future__ import annotations
 
+import functools
+import warnings
+
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -70,6 +73,19 @@ def uid_maker(source_sop_instance_uid: str, model_sha256: str, purpose: str = "p
     return uid
 
 
+def _quiet_about_names(build):
+    """highdicom warns about an unusual patient name by quoting it; in the listener's log that would be PHI. The
+    name is the patient's as PACS has it (clinical output keeps it unchanged), so the warning is dropped."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
+            return build(*args, **kwargs)
+
+    return wrapper
+
+
 def _finding_site(zone: str | None):
     """'left lower zone' -> FindingSite(lung zone, laterality) in SNOMED CT; None for anything else."""
     import highdicom as hd
@@ -97,6 +113,7 @@ def _preread_state(result: ReadResult):
     return state
 
 
+@_quiet_about_names
 def clinical_sr(original: Dataset, result: ReadResult) -> Dataset:
     """The AI pre-read as a TID 1500 SR in the original study (preliminary: nobody has signed it)."""
     from radassist.feedback.dicom_outputs import measurement_report
@@ -107,6 +124,7 @@ def clinical_sr(original: Dataset, result: ReadResult) -> Dataset:
                                         device_uid=uid("device"), finding_sites=sites), "AI pre-read")
 
 
+@_quiet_about_names
 def signed_reading_sr(original: Dataset, state, reader_name: str) -> Dataset:
     """The radiologist's signed reading (a replayed feedback `SessionState`) as a final TID 1500 SR."""
     from radassist.feedback.dicom_outputs import measurement_report
@@ -122,6 +140,7 @@ def _describe(document: Dataset, what: str) -> Dataset:
     return document
 
 
+@_quiet_about_names
 def overlay_capture(original: Dataset, gray01: np.ndarray, saliency01: np.ndarray, finding: Finding,
                     result: ReadResult) -> Dataset:
     """A Secondary Capture (RGB) of the radiograph with `finding`'s saliency blended in, labelled in pixels
@@ -156,6 +175,7 @@ def overlay_capture(original: Dataset, gray01: np.ndarray, saliency01: np.ndarra
     return capture
 
 
+@_quiet_about_names
 def presentation_state(original: Dataset, result: ReadResult) -> Dataset | None:
     """A Grayscale Softcopy Presentation State for the original image: a circle at the saliency peak of each
     positive finding with its name and probability, and "AI — research use" on screen, on a layer of its own.
