@@ -8,7 +8,7 @@ the WHOLE input is written, so unmodified seed files keep their meaning: a DICOM
 ACR-NEMA group-0008 tag (0x08) gives .dcm, the PNG signature (0x89) gives .png.
 
 Anything else ends the run as a crash: another exception escaping, a refusal that is not one printable line
-(the CLI prints it as one line), anything printed on stderr while reading, a Radiograph that breaks its own
+(the CLI prints it as one line), anything printed on stdout or stderr while reading, a Radiograph that breaks its own
 contract (float32, 2-D, finite, the shape its metadata declares, usable window presets), or a source file that
 was written to. Hangs and memory blow-ups are caught by libFuzzer's -timeout and -rss_limit_mb. See
 fuzz/README.md for how to run it.
@@ -44,6 +44,7 @@ with atheris.instrument_imports(include=["radassist", "pydicom", "pylibjpeg", "l
     from radassist.io import Radiograph, read_image
     from radassist.io.dicom import looks_like_dicom  # noqa: F401  (instrument radassist.io.dicom now)
     from radassist.io.raster import raster_format  # noqa: F401  (instrument radassist.io.raster now)
+    from radassist.io.raster_checks import check_structure  # noqa: F401  (instrument radassist.io.raster_checks)
 
 # One scratch folder per process, in RAM when /dev/shm exists: the input is rewritten on every execution.
 # libFuzzer ends the process with C exit(), so Python's atexit never runs: the folder (two small files) stays.
@@ -52,28 +53,42 @@ _STDERR_FILE = _SCRATCH / "stderr.txt"
 _last_input: list[Path | None] = [None]  # the scratch file of the input being run (see keep_last_input)
 
 
+# Formats chosen by suffix only (no magic bytes the reader looks at): the input's own first bytes pick them.
+_SUFFIX_BY_START = ((b"\x1f\x8b", ".nii.gz"), ((348).to_bytes(4, "little"), ".nii"), (b"ObjectType", ".mha"),
+                    (b"NDims", ".mha"), (b"NRRD", ".nrrd"))
+
+
 def input_path(data: bytes) -> Path:
-    """The scratch file for this input: its first byte picks .dcm (even) or .png (odd)."""
-    suffix = ".png" if data and data[0] & 1 else ".dcm"
+    """The scratch file for this input: a NIfTI / MetaImage / NRRD start picks that suffix, else the first byte
+    picks .dcm (even) or .png (odd)."""
+    suffix = next((suffix for start, suffix in _SUFFIX_BY_START if data.startswith(start)), None)
+    if suffix is None:
+        suffix = ".png" if data and data[0] & 1 else ".dcm"
     return _SCRATCH / f"input{suffix}"
 
 
 @contextlib.contextmanager
-def stderr_to_file() -> Iterator[None]:
-    """Point fd 2 at a file while the reader runs: the CLI promises ONE line on stderr, so reading prints nothing.
+def output_to_file() -> Iterator[None]:
+    """Point fd 1 and fd 2 at a file while the reader runs: the CLI promises ONE line on stderr and `info` JSON on
+    stdout, so reading prints nothing.
 
-    fd-level, not sys.stderr, because C decoders (libpng, libjpeg) write to fd 2 directly.
+    fd-level, not sys.stderr, because C decoders write to the descriptors directly (libpng and libtiff to fd 2,
+    libjpeg's "Premature end of JPEG file" through ITK to fd 1).
     """
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [(fd, os.dup(fd)) for fd in (1, 2)]
     with open(_STDERR_FILE, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
+        for fd, _ in saved:
+            os.dup2(sink.fileno(), fd)
     try:
         yield
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def check_radiograph(image: Radiograph) -> None:
@@ -98,13 +113,13 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802  (name atheris expects)
     _last_input[0] = path
     written_at = path.stat().st_mtime_ns
     try:
-        with stderr_to_file():
+        with output_to_file():
             image = read_image(path)
     except InputRefused as refusal:
         image, reason = None, str(refusal)
         assert reason and reason.isprintable(), f"refusal is not one printable line: {reason!r}"
     printed = _STDERR_FILE.read_bytes()
-    assert not printed, f"read_image printed to stderr: {printed[:300]!r}"
+    assert not printed, f"read_image printed to stdout/stderr: {printed[:300]!r}"
     assert path.stat().st_mtime_ns == written_at, "read_image wrote to the source file"
     if image is not None:
         check_radiograph(image)

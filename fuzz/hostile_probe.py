@@ -402,12 +402,42 @@ def cases(work: Path) -> list[Case]:
     ]
 
 
+def small_volume_files(folder: Path) -> list[Path]:
+    """Small VALID files of the formats the hostile cases use: fuzzing seeds (the bombs themselves are too big)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = (np.add.outer(np.arange(48), np.arange(64)) * 20).astype(np.uint16)
+    volume = sitk.GetImageFromArray(np.stack([rows, rows[::-1]]))
+    made = []
+    for name, compress in (("seed.nii.gz", True), ("seed.nii", False), ("seed.mha", False),
+                           ("seed_compressed.mha", True), ("seed.nrrd", False)):
+        sitk.WriteImage(volume, str(folder / name), compress)
+        made.append(folder / name)
+    made.append(tiff_pages(folder / "seed_pages.tif", 3, 32))
+    made.append(png_rgba16(folder / "seed_rgba16.png", 40))
+    made.append(jpeg_of(SAMPLE_PNG, folder / "seed.jpg"))
+    made.append(truncated_copy(folder / "seed.jpg", folder / "seed_half.jpg"))
+    made.append(truncated_copy(SAMPLE_PNG, folder / "seed_half.png"))
+    made.append(deflated_dicom(folder / "seed_deflated.dcm", 128))
+    made.append(lut_mismatch_dicom(folder / "seed_voi_lut.dcm", "voi"))
+    made.append(lut_mismatch_dicom(folder / "seed_modality_lut.dcm", "modality"))
+    return made
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/radassist-hostile"))
     parser.add_argument("--only", nargs="*", help="case names to run (default: all)")
     parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--seeds", type=Path, metavar="DIR",
+                        help="only write small valid seed files of these formats into DIR (for the fuzz corpus)")
     args = parser.parse_args()
+    if args.seeds:
+        for path in small_volume_files(args.seeds):
+            print(path)
+        return 0
     args.work.mkdir(parents=True, exist_ok=True)
     args.work.chmod(0o755)
     print("| case | command | exit | stderr | peak RSS | time |")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,5 +40,9 @@ def info_dict(path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(info_dict(args.path), indent=2))
+    text = json.dumps(info_dict(args.path), indent=2)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `radassist info X | head`: the reader went away, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

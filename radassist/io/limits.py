@@ -66,7 +66,9 @@ def check_inflated_size(stream: BinaryIO, name: str) -> None:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     inflated = 0
     while not inflater.eof and (chunk := stream.read(2**20)):
-        while chunk:
+        # Stop at the end of the deflate stream: bytes after it (pydicom pads the data set to an even length)
+        # stay in unconsumed_tail for ever, which made a valid deflated DICOM with odd compressed length hang.
+        while chunk and not inflater.eof:
             inflated += len(inflater.decompress(chunk, 2**20))
             if inflated > MAX_INFLATED_BYTES:
                 raise InputRefused(
