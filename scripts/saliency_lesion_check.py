@@ -1,9 +1,13 @@
 """Does the saliency peak find the lesion? Peak inside the lesion, pointing game (within 15 px at 512)
-and side agreement, for the CAM, the mirrored CAM and occlusion, each against a random point in the
-lungs, with 95 % bootstrap CIs over patients (radassist.training.anatomy_localisation explains the
-references and the metrics). Runs the installed models through the runtime path.
+and side agreement per saliency method, each against a random point in the lungs, with 95 % bootstrap
+CIs over patients (radassist.training.anatomy_localisation explains the references, methods and metrics).
+Runs the installed models through the runtime path.
 
-Usage: .venv/bin/python scripts/saliency_lesion_check.py ../shared/data [--out summary.json] [--limit N]
+Held out: the anatomy model's lesion output was trained on covid_cxr_seg and jsrt, so from those sources
+only the images of its validation split (the card's `training.validation_images`) are scored; the NIH
+boxes were never trained on and are all scored.
+
+Usage: .venv/bin/python scripts/saliency_lesion_check.py ../shared/data [--out scores.json] [--no-occlusion]
 """
 
 from __future__ import annotations
@@ -15,28 +19,34 @@ from pathlib import Path
 
 from radassist.inference.engine import load_model
 from radassist.training.anatomy_localisation import find_references, format_table, score_all, summarise
+from radassist.training.lungseg_data import CXR_SEG, JSRT
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="folder holding covid_cxr_seg/, nih14/ and jsrt/")
-    parser.add_argument("--out", type=Path, help="also write the summary and per-image scores as JSON here")
-    parser.add_argument("--limit", type=int, help="only the first N references of each source (a quick look)")
+    parser.add_argument("--out", type=Path, help="also write the summaries and per-image scores as JSON here")
+    parser.add_argument("--no-occlusion", action="store_true", help="skip occlusion (64 forward passes an image)")
+    parser.add_argument("--all-images", action="store_true",
+                        help="also score covid_cxr_seg/jsrt images the anatomy model was trained on")
     parser.add_argument("--seed", type=int, default=20240611)
     args = parser.parse_args(argv)
+    lung_card = load_model("lungseg").card
     references = find_references(args.data)
-    if args.limit:
-        references = [r for source in sorted({r.source for r in references})
-                      for r in [r for r in references if r.source == source][:args.limit]]
-    scores = list(score_all(references, "classifier", "lungseg"))
-    summary = {"classifier": load_model("classifier").card.model_id, "lung_model": load_model("lungseg").card.model_id,
-               **summarise(scores, args.seed)}
-    print(f"classifier {summary['classifier']}, lung model {summary['lung_model']}")
-    print(format_table(summary))
+    if not args.all_images:
+        held_out = set(lung_card.data.get("training", {}).get("validation_images", []))
+        references = [r for r in references if r.source not in (CXR_SEG, JSRT) or r.name in held_out]
+    scores = list(score_all(references, "classifier", "lungseg", occlusion=not args.no_occlusion))
+    print(f"classifier {load_model('classifier').card.model_id}, anatomy model {lung_card.model_id}")
+    summaries = {"all": summarise(scores, args.seed)}
+    for source in sorted({s.reference.source for s in scores}):
+        summaries[source] = summarise([s for s in scores if s.reference.source == source], args.seed)
+    for name, summary in summaries.items():
+        print(f"\n== {name}\n{format_table(summary)}")
     if args.out:
         per_image = [{"image": s.reference.name, "label": s.label, "hit": s.hit, "pointing": s.pointing,
                       "side": s.side} for s in scores]
-        args.out.write_text(json.dumps({"summary": summary, "images": per_image}, indent=1), encoding="utf-8")
+        args.out.write_text(json.dumps({"summaries": summaries, "images": per_image}, indent=1), encoding="utf-8")
     return 0
 
 

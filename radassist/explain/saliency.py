@@ -127,6 +127,18 @@ def peak_location(saliency: np.ndarray) -> tuple[int, int] | None:
     return int(row), int(column)
 
 
+def lesion_weighted(raw: np.ndarray, lesion: np.ndarray) -> np.ndarray:
+    """A raw map at working shape (e.g. `to_image_space` of a CAM) weighted by the anatomy model's lesion
+    probability (`LungFields.lesion`, any resolution over the whole image, resampled here): the
+    classifier says what, the lesion output says where. Positive evidence only; scale is arbitrary
+    (`normalised_saliency` rescales)."""
+    weight = resize_plane(lesion, raw.shape[0], raw.shape[1])
+    peak = float(raw.max())
+    evidence = np.maximum(raw, 0.0) / peak if peak > 0 else np.zeros_like(raw)
+    # a floor, so a lesion the CAM misses still shows and a CAM without any lesion still has a peak
+    return (0.1 + evidence) * (0.01 + weight)
+
+
 def mirrored_cam(run_cam: Callable[[np.ndarray], np.ndarray], tensor: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """The CAM (L, h, w) of `tensor` (1, S, S) averaged with the CAM of the mirrored input, mirrored back.
 

@@ -104,6 +104,9 @@ class LungFields:
     model_id: str = ""
     warnings: list[str] = field(default_factory=list)
     heart: np.ndarray | None = None  # bool (rows, columns); None when the model has no heart output
+    # float32 lesion probability over the image on the model grid (image aspect, grid resolution, not image
+    # size: localisation resamples it to its own working size); None when the model has no lesion output
+    lesion: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
@@ -291,8 +294,12 @@ def segment_lungs(image: Radiograph, model: str = "lungseg") -> LungFields:
                          "(its card lists other labels), so it cannot be used for lung fields")
     size = int(session.card.data["preprocessing"]["input_size"])
     grid, fit = model_input(image, size)
-    probabilities = session.run({"image": grid[None, None]}, ["probabilities"])["probabilities"][0]
-    return lung_fields_from_probabilities(probabilities, fit, session.card.model_id)
+    outputs = ["probabilities", "lesion"] if "lesion" in session.card.data.get("outputs", {}) else ["probabilities"]
+    results = session.run({"image": grid[None, None]}, outputs)
+    fields = lung_fields_from_probabilities(results["probabilities"][0], fit, session.card.model_id)
+    if "lesion" in results:
+        fields.lesion = np.ascontiguousarray(results["lesion"][0, 0][fit.inner])
+    return fields
 
 
 def _zone_index(box: Box, rows: np.ndarray) -> np.ndarray:

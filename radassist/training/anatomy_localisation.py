@@ -19,7 +19,9 @@ Saliency methods compared (all restricted to the lung envelope, as the read does
 - "cam": the classifier's CAM output (what a read shows);
 - "mirrored_cam": the CAM averaged with the CAM of the mirrored input, mirrored back
   (`radassist.explain.saliency.mirrored_cam`);
-- "occlusion": occlusion sensitivity, 8 x 8 patches (64 extra forward passes).
+- "occlusion": occlusion sensitivity, 8 x 8 patches (64 extra forward passes);
+- "lesion": the anatomy model's lesion output alone (no classifier);
+- "cam_x_lesion": the CAM weighted by the lesion output (`radassist.explain.saliency.lesion_weighted`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, nearest_side, segment
 from radassist.imaging.preprocess import preprocess
 from radassist.inference.engine import load_model
 from radassist.io import read_image
+from radassist.training.lungseg_data import CXR_SEG_LESIONS, nodule_disc
 from radassist.training.lungseg_evaluate import bootstrap_mean_ci
 
 POINTING_RADIUS_AT_512 = 15.0
@@ -54,7 +57,7 @@ LABELS_FOR = {
 }
 NIH_FINDINGS = {"Pneumonia": "pneumonia", "Infiltrate": "opacity", "Atelectasis": "atelectasis",
                 "Effusion": "effusion", "Mass": "nodule", "Nodule": "nodule", "Pneumothorax": "pneumothorax"}
-METHODS = ("cam", "mirrored_cam", "occlusion")
+METHODS = ("cam", "mirrored_cam", "occlusion", "lesion", "cam_x_lesion")
 
 
 @dataclass(frozen=True)
@@ -92,10 +95,7 @@ def _boxes(boxes: list[tuple[float, float, float, float]]) -> Callable[[tuple[in
 
 
 def _disc(x: float, y: float, diameter: float) -> Callable[[tuple[int, int]], np.ndarray]:
-    def region(shape: tuple[int, int]) -> np.ndarray:
-        rows, columns = np.ogrid[:shape[0], :shape[1]]
-        return (rows - y) ** 2 + (columns - x) ** 2 <= max(diameter / 2.0, 2.0) ** 2
-    return region
+    return lambda shape: nodule_disc(shape, x, y, diameter)
 
 
 def find_references(data_root: Path) -> list[LesionReference]:
@@ -103,7 +103,7 @@ def find_references(data_root: Path) -> list[LesionReference]:
     seg = data_root / "covid_cxr_seg"
     for row in _rows(seg / "labels.csv"):
         stem = Path(row["file"]).name
-        paths = [seg / "masks_by_class" / kind / stem for kind in ("consolidation", "ground_glass_opacity")]
+        paths = [seg / "masks_by_class" / kind / stem for kind in CXR_SEG_LESIONS]
         paths = [path for path in paths if path.exists()]
         if paths:
             references.append(LesionReference("covid_cxr_seg", seg / row["file"], f"covid_cxr_seg:{row['patient_id']}",
@@ -143,7 +143,8 @@ def _label_index(card_labels: list[str], finding: str) -> int:
     raise ValueError(f"the classifier has none of {LABELS_FOR[finding]}")
 
 
-def score_image(reference: LesionReference, classifier: str, lung_model: str) -> ImageScore | None:
+def score_image(reference: LesionReference, classifier: str, lung_model: str, occlusion: bool = True
+                ) -> ImageScore | None:
     """All methods and the random baseline on one image; None when no lung or no lesion pixel is found."""
     session = load_model(classifier)
     card = session.card.data
@@ -175,9 +176,11 @@ def score_image(reference: LesionReference, classifier: str, lung_model: str) ->
     start = time.perf_counter()
     model_maps["mirrored_cam"] = sal.mirrored_cam(lambda batch: run(batch, ["cam"])["cam"], tensor, cam)[index]
     score.milliseconds["mirrored_cam"] = score.milliseconds["cam"] + 1000 * (time.perf_counter() - start)
-    start = time.perf_counter()
-    model_maps["occlusion"] = sal.occlusion_sensitivity(lambda batch: run(batch, ["logits"])["logits"], tensor)[index]
-    score.milliseconds["occlusion"] = 1000 * (time.perf_counter() - start)
+    if occlusion:
+        start = time.perf_counter()
+        model_maps["occlusion"] = sal.occlusion_sensitivity(lambda batch: run(batch, ["logits"])["logits"],
+                                                            tensor)[index]
+        score.milliseconds["occlusion"] = 1000 * (time.perf_counter() - start)
 
     scale = 512.0 / (max(image.shape) / stride)  # working pixels -> pixels of a 512 px image
     distance = ndimage.distance_transform_edt(~lesion_small) * scale
@@ -192,8 +195,14 @@ def score_image(reference: LesionReference, classifier: str, lung_model: str) ->
     score.pointing["random"] = float(near[lung].mean())
     if lesion_side is not None:
         score.side["random"] = float((labels[lung] == lesion_side).mean())
-    for method, model_map in model_maps.items():
-        raw = sal.to_image_space(model_map, crop_box, maps.working_shape)
+    working_maps = {method: sal.to_image_space(model_map, crop_box, maps.working_shape)
+                    for method, model_map in model_maps.items()}
+    if fields.lesion is not None:
+        start = time.perf_counter()
+        working_maps["cam_x_lesion"] = sal.lesion_weighted(working_maps["cam"], fields.lesion)
+        score.milliseconds["cam_x_lesion"] = score.milliseconds["cam"] + 1000 * (time.perf_counter() - start)
+        working_maps["lesion"] = sal.lesion_weighted(np.ones(maps.working_shape, np.float32), fields.lesion)
+    for method, raw in working_maps.items():
         peak = sal.peak_location(sal.normalised_saliency(raw, envelope))
         if peak is None:  # no positive evidence in the lungs: the method points nowhere
             score.hit[method] = score.pointing[method] = 0.0
@@ -207,9 +216,10 @@ def score_image(reference: LesionReference, classifier: str, lung_model: str) ->
     return score
 
 
-def score_all(references: list[LesionReference], classifier: str, lung_model: str) -> Iterator[ImageScore]:
+def score_all(references: list[LesionReference], classifier: str, lung_model: str, occlusion: bool = True
+              ) -> Iterator[ImageScore]:
     for reference in references:
-        score = score_image(reference, classifier, lung_model)
+        score = score_image(reference, classifier, lung_model, occlusion)
         if score is not None:
             yield score
 
@@ -222,7 +232,7 @@ def _mean_ci(values: list[float], patients: list[str], seed: int) -> dict:
 def summarise(scores: list[ImageScore], seed: int) -> dict:
     """Per metric and method: mean with CI, the random baseline, and the paired difference with CI."""
     summary: dict = {"images": len(scores), "patients": len({s.reference.patient for s in scores}),
-                     "by_source": {}, "metrics": {}}
+                     "methods": methods_of(scores), "by_source": {}, "metrics": {}}
     for source in sorted({s.reference.source for s in scores}):
         summary["by_source"][source] = sum(s.reference.source == source for s in scores)
     for metric in ("hit", "pointing", "side"):
@@ -230,26 +240,32 @@ def summarise(scores: list[ImageScore], seed: int) -> dict:
         patients = [s.reference.patient for s in rows]
         random = [getattr(s, metric)["random"] for s in rows]
         entry = {"n": len(rows), "random": _mean_ci(random, patients, seed)}
-        for method in METHODS:
+        for method in methods_of(scores):
             values = [getattr(s, metric)[method] for s in rows]
             entry[method] = _mean_ci(values, patients, seed)
             entry[method]["minus_random"] = _mean_ci([v - r for v, r in zip(values, random, strict=True)],
                                                      patients, seed)
         summary["metrics"][metric] = entry
     summary["milliseconds_median"] = {
-        method: round(float(np.median([s.milliseconds[method] for s in scores])), 1) for method in METHODS}
+        method: round(float(np.median([s.milliseconds[method] for s in scores])), 1)
+        for method in methods_of(scores) if method in scores[0].milliseconds}
     return summary
+
+
+def methods_of(scores: list[ImageScore]) -> list[str]:
+    """The methods every image was scored with, in METHODS order."""
+    return [method for method in METHODS if all(method in s.hit for s in scores)]
 
 
 def format_table(summary: dict) -> str:
     """The summary as a plain-text table: mean [95 % CI] per method, then the difference to random."""
     names = {"hit": "peak in lesion", "pointing": "pointing game (15 px at 512)", "side": "side agreement"}
     lines = [f"{summary['images']} images, {summary['patients']} patients ({summary['by_source']})",
-             f"{'metric':30} {'n':>4}  {'random point in lung':22}" + "".join(f"{m:40}" for m in METHODS)]
+             f"{'metric':30} {'n':>4}  {'random point in lung':22}" + "".join(f"{m:45}" for m in summary["methods"])]
     for metric, entry in summary["metrics"].items():
         cells = [f"{names[metric]:30} {entry['n']:4d}  "
                  f"{entry['random']['mean']:.3f} [{entry['random']['ci95'][0]:.3f}, {entry['random']['ci95'][1]:.3f}]    "]
-        for method in METHODS:
+        for method in summary["methods"]:
             value, difference = entry[method], entry[method]["minus_random"]
             cells.append(f"{value['mean']:.3f} [{value['ci95'][0]:.3f}, {value['ci95'][1]:.3f}] "
                          f"{difference['mean']:+.3f} [{difference['ci95'][0]:+.3f}, {difference['ci95'][1]:+.3f}]  ")

@@ -12,6 +12,11 @@ the diaphragm dome (the retrocardiac lung is not lung here), so the heart and th
 Where a source has no heart mask, its background pixels are labelled UNKNOWN_BACKGROUND ("background or
 heart"), and the loss lets the model put heart there.
 
+Lesions (the model's separate `lesion` output, what localisation points at): covid_cxr_seg consolidation ∪
+ground-glass masks, covid_qu_ex_sample infection masks, jsrt nodules as a disc of the recorded diameter
+around the recorded centre. An image without any is a negative (no lesion anywhere). The NIH boxes are
+not trained on: they stay an outside check of the localisation.
+
 Images go through `radassist.io.read_image` and `radassist.imaging.lungs.model_input`, the runtime's
 own reading and preprocessing, so the model never sees pixels the runtime would not produce.
 """
@@ -32,6 +37,8 @@ from radassist.io import read_image
 CXR_SEG = "covid_cxr_seg"
 QU_EX = "covid_qu_ex_sample"
 JSRT = "jsrt"
+CXR_SEG_LESIONS = ("consolidation", "ground_glass_opacity")
+MIN_NODULE_RADIUS_PX = 2.0
 UNKNOWN_BACKGROUND = HEART + 1  # training-only target: background or heart (the source has no heart mask)
 
 
@@ -47,6 +54,8 @@ class LungCase:
     left_mask: Path | None
     patient: str  # unique across sources
     heart_mask: Path | None = None
+    lesion_masks: tuple[Path, ...] = ()  # their union is the lesion region
+    nodule: tuple[float, float, float] | None = None  # (x, y, diameter) in image pixels: a disc lesion
 
     @property
     def name(self) -> str:
@@ -66,6 +75,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
         if row["has_lung_mask"] != "1":  # one lung only annotated: the other would teach "background"
             continue
         stem = Path(row["file"]).name
+        lesions = [seg / "masks_by_class" / kind / stem for kind in CXR_SEG_LESIONS]
         cases.append(LungCase(
             source=CXR_SEG,
             image=seg / row["file"],
@@ -73,6 +83,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
             right_mask=seg / "masks_by_class" / "right_lung" / stem,
             left_mask=seg / "masks_by_class" / "left_lung" / stem,
             patient=f"{CXR_SEG}:{row['patient_id']}",
+            lesion_masks=tuple(path for path in lesions if path.exists()),
         ))
     qu_ex = data_root / QU_EX
     for row in _rows(qu_ex):
@@ -84,6 +95,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
             right_mask=None,
             left_mask=None,
             patient=f"{QU_EX}:{row['patient_id'] or stem}",  # no patient ids: each image its own patient
+            lesion_masks=(qu_ex / "masks_infection" / stem,),
         ))
     jsrt = data_root / JSRT
     for row in _rows(jsrt):
@@ -96,6 +108,8 @@ def find_cases(data_root: Path) -> list[LungCase]:
             left_mask=jsrt / "masks" / "left_lung" / stem,
             heart_mask=jsrt / "masks" / "heart" / stem,
             patient=f"{JSRT}:{row['patient_id']}",
+            nodule=(float(row["nodule_x"]), float(row["nodule_y"]), float(row["nodule_size_px"]))
+            if row["nodule_x"] else None,
         ))
     return cases
 
@@ -160,10 +174,28 @@ def target_grid(labels: np.ndarray, fit: GridFit) -> np.ndarray:
     return shares.argmax(axis=0).astype(np.uint8)
 
 
-def load_arrays(cases: list[LungCase], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (N, size, size) float32 and grid labels (N, size, size) uint8."""
+def nodule_disc(shape: tuple[int, int], x: float, y: float, diameter: float) -> np.ndarray:
+    """A boolean disc of `diameter` (at least 2 * MIN_NODULE_RADIUS_PX) around column x, row y."""
+    rows, columns = np.ogrid[:shape[0], :shape[1]]
+    return (rows - y) ** 2 + (columns - x) ** 2 <= max(diameter / 2.0, MIN_NODULE_RADIUS_PX) ** 2
+
+
+def lesion_region(case: LungCase, shape: tuple[int, int]) -> np.ndarray:
+    """The case's lesion region at image size (all False for an image without a lesion)."""
+    region = np.zeros(shape, dtype=bool)
+    for path in case.lesion_masks:
+        region |= read_mask(path)
+    if case.nodule is not None:
+        region |= nodule_disc(shape, *case.nodule)
+    return region
+
+
+def load_arrays(cases: list[LungCase], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs (N, size, size) float32, grid labels (N, size, size) uint8 and the lesion share of
+    each grid cell (N, size, size) float32."""
     inputs = np.empty((len(cases), size, size), dtype=np.float32)
     targets = np.empty((len(cases), size, size), dtype=np.uint8)
+    lesions = np.empty((len(cases), size, size), dtype=np.float32)
     for index, case in enumerate(cases):
         grid, fit = model_input(read_image(case.image), size)
         labels = side_labels(case)
@@ -171,4 +203,5 @@ def load_arrays(cases: list[LungCase], size: int) -> tuple[np.ndarray, np.ndarra
             raise ValueError(f"{case.name}: mask {labels.shape} and image {(fit.rows, fit.columns)} differ")
         inputs[index] = grid
         targets[index] = target_grid(labels, fit)
-    return inputs, targets
+        lesions[index] = fit.to_grid(lesion_region(case, labels.shape).astype(np.float32))
+    return inputs, targets, lesions

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radassist.imaging.lungs import segment_lungs
+from radassist.imaging.ctr import ctr_from_masks, measure_ctr
+from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, segment_lungs
 from radassist.io import read_image
 from radassist.training.lungseg_data import LungCase, find_cases, lung_truth, read_mask
 
@@ -44,6 +45,14 @@ def bootstrap_mean_ci(values: list[float], groups: list[str], seed: int,
     return float(low), float(high)
 
 
+def truth_labels(case: LungCase) -> np.ndarray:
+    """The annotated lungs as labels 0 / 1 right / 2 left (sides as annotated; see lungseg_data.side_labels)."""
+    labels = np.zeros(read_mask(case.right_mask).shape, dtype=np.uint8)
+    labels[read_mask(case.right_mask)] = RIGHT_LUNG
+    labels[read_mask(case.left_mask)] = LEFT_LUNG
+    return labels
+
+
 def _summary(per_image: dict[str, float], cases: list[LungCase], seed: int) -> dict:
     values = list(per_image.values())
     patients = {case.name: case.patient for case in cases}
@@ -59,6 +68,8 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
     segment_lungs(read_image(cases[0].image), str(card_path))  # build the session outside the timing
     lungs: dict[str, float] = {}
     heart: dict[str, float] = {}
+    ctr_error: dict[str, float] = {}
+    ctr_pairs: dict[str, tuple[float, float]] = {}
     milliseconds: list[float] = []
     for case in cases:
         image = read_image(case.image)
@@ -67,9 +78,16 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         milliseconds.append(1000.0 * (time.perf_counter() - start))
         lungs[case.name] = round(dice(fields.mask, lung_truth(case)), 4)
         if case.heart_mask is not None and fields.heart is not None:
-            heart[case.name] = round(dice(fields.heart, read_mask(case.heart_mask)), 4)
+            heart_truth = read_mask(case.heart_mask)
+            heart[case.name] = round(dice(fields.heart, heart_truth), 4)
+            truth = ctr_from_masks(truth_labels(case), heart_truth)
+            found = measure_ctr(fields, image.meta)
+            if truth is not None and found is not None:
+                ctr_pairs[case.name] = (round(found.ratio, 4), round(truth.ratio, 4))
+                ctr_error[case.name] = round(abs(found.ratio - truth.ratio), 4)
     lung_summary = _summary(lungs, cases, seed)
     heart_summary = _summary(heart, cases, seed) if heart else None
+    ctr_summary = _summary(ctr_error, cases, seed) if ctr_error else None
     by_source = {
         source: round(float(np.mean([d for name, d in lungs.items() if name.startswith(source + "/")])), 4)
         for source in sorted({case.source for case in cases})
@@ -87,11 +105,17 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "heart_dice_median": heart_summary["median"] if heart_summary else None,
         "heart_dice_min": heart_summary["min"] if heart_summary else None,
         "n_val_heart": len(heart),
+        "ctr_mean_absolute_error": ctr_summary["mean"] if ctr_summary else None,
+        "ctr_mean_absolute_error_ci95": ctr_summary["ci95"] if ctr_summary else None,
+        "ctr_absolute_error_max": max(ctr_error.values()) if ctr_error else None,
+        "n_val_ctr": len(ctr_error),
+        "ctr_found_and_true_per_image": ctr_pairs,
         "dice_per_image": lungs,
         "heart_dice_per_image": heart,
         "definition": "Dice at the image's own size, runtime path (read_image, model_input, ONNX, "
                       "post-processing), mean over validation images: `dice` of the binary lung mask "
                       "(right ∪ left), `heart_dice` of the heart on the images with a heart mask (jsrt); "
+                      "CTR error: |CTR of the model's masks - CTR of the SCR masks| (imaging.ctr) on those images; "
                       f"95 % CI: percentile bootstrap over patients, {BOOTSTRAP_RESAMPLES} resamples",
         "runtime_ms_per_image": {
             "median": round(float(np.median(milliseconds)), 1),
@@ -105,15 +129,22 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--card", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="folder holding covid_cxr_seg/ etc.")
+    parser.add_argument("--data", type=Path, required=True, help="folder holding jsrt/, covid_cxr_seg/ etc.")
+    parser.add_argument("--update", action="store_true",
+                        help="write the metrics into the card and regenerate the Markdown note beside it")
     args = parser.parse_args(argv)
     card = json.loads(args.card.read_text(encoding="utf-8"))
     wanted = set(card["training"]["validation_images"])
     cases = [case for case in find_cases(args.data) if case.name in wanted]
     result = evaluate(args.card, cases, int(card["training"]["seed"]))
-    result.pop("dice_per_image")
-    result.pop("heart_dice_per_image")
-    print(json.dumps(result, indent=2))
+    if args.update:
+        from radassist.training.lungseg_train import write_model_note
+
+        card["metrics"] = result
+        args.card.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        write_model_note(args.card.with_name(args.card.name.replace(".card.json", ".md")), card)
+    shown = {key: value for key, value in result.items() if not key.endswith("per_image")}
+    print(json.dumps(shown, indent=2))
     return 0
 
 

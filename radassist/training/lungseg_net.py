@@ -18,6 +18,7 @@ from radassist.imaging.lungs import HEART, MODEL_LABELS
 from radassist.training.lungseg_data import UNKNOWN_BACKGROUND
 
 CLASSES = len(MODEL_LABELS)  # background, right lung, left lung, heart (UNKNOWN_BACKGROUND == CLASSES)
+LESION_CHANNEL = CLASSES  # one more logit: lesion (sigmoid, independent of the anatomy softmax)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -46,10 +47,10 @@ class LungUNet(nn.Module):
             _conv_block(c_in, c_out) for c_in, c_out in zip((channels[0],) + channels[:-1], channels, strict=True))
         self.decoder = nn.ModuleList(
             _conv_block(channels[k + 1] + channels[k], channels[k]) for k in range(len(channels) - 1))
-        self.head = nn.Conv2d(channels[0], CLASSES, 1)
+        self.head = nn.Conv2d(channels[0], CLASSES + 1, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) in [0, 1] -> logits (N, CLASSES, S, S); S must be divisible by 2 ** len(channels)."""
+        """(N, 1, S, S) in [0, 1] -> logits (N, CLASSES + 1, S, S): anatomy, then lesion; S must be divisible by 2 ** len(channels)."""
         x = self.stem(image)
         skips = []
         for level, block in enumerate(self.encoder):
@@ -64,23 +65,26 @@ class LungUNet(nn.Module):
 
 
 class WithSoftmax(nn.Module):
-    """What is exported: probabilities, so the ONNX output means the same in every host."""
+    """What is exported: probabilities, so the ONNX outputs mean the same in every host: the anatomy
+    softmax (N, CLASSES, S, S) and the lesion probability (N, 1, S, S)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(image), dim=1)
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(image)
+        return torch.softmax(logits[:, :LESION_CHANNEL], dim=1), torch.sigmoid(logits[:, LESION_CHANNEL:])
 
 
 def _uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
     return low + (high - low) * torch.rand(count, generator=generator)
 
 
-def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random geometry and contrast for a batch: images (N, 1, S, S), targets (N, S, S) long.
+def augment(images: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor, generator: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random geometry and contrast for a batch: images (N, 1, S, S), targets (N, S, S) long, lesion
+    shares (N, S, S) float (warped like the image).
 
     No horizontal flips: they would turn the right lung into the left one. Instead: small rotations,
     zoom/aspect/shift (film framing, cropped borders), gamma and contrast (exposure, processing),
@@ -112,10 +116,29 @@ def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Genera
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     one_hot = F.one_hot(targets, CLASSES + 1).permute(0, 3, 1, 2).float()
     one_hot = F.grid_sample(one_hot, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return images, one_hot.argmax(dim=1)  # outside the image all classes are 0 -> background
+    lesions = F.grid_sample(lesions.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return images, one_hot.argmax(dim=1), lesions[:, 0]  # outside the image all classes are 0 -> background
 
 
-def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
+    """Anatomy loss plus lesion loss."""
+    return anatomy_loss(logits[:, :LESION_CHANNEL], targets) + lesion_loss(logits[:, LESION_CHANNEL], lesions)
+
+
+def lesion_loss(logits: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the lesion logit (N, S, S) against the lesion share, plus soft Dice on the
+    images that hold a lesion: BCE alone lets a small nodule vanish in the background."""
+    cross_entropy = F.binary_cross_entropy_with_logits(logits, lesions)
+    has_lesion = lesions.flatten(1).amax(dim=1) >= 0.5
+    if not has_lesion.any():
+        return cross_entropy
+    probabilities = torch.sigmoid(logits[has_lesion])
+    truth = lesions[has_lesion]
+    dice = (2 * (probabilities * truth).sum(dim=(1, 2)) + 1.0) / (probabilities.sum(dim=(1, 2)) + truth.sum(dim=(1, 2)) + 1.0)
+    return cross_entropy + (1.0 - dice.mean())
+
+
+def anatomy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy plus soft Dice of the lungs and the heart: CE alone under-weights thin lung edges
     and apices.
 

@@ -28,7 +28,7 @@ from radassist.imaging.lungs import HEART, MODEL_LABELS
 from radassist.inference.engine import sha256_of
 from radassist.training.lungseg_data import CXR_SEG, JSRT, QU_EX, find_cases, load_arrays, split_by_patient
 from radassist.training.lungseg_evaluate import evaluate
-from radassist.training.lungseg_net import LungUNet, WithSoftmax, augment, segmentation_loss
+from radassist.training.lungseg_net import LESION_CHANNEL, LungUNet, WithSoftmax, augment, segmentation_loss
 
 log = logging.getLogger("radassist.training.lungseg")
 
@@ -60,7 +60,8 @@ LIMITS = [
 ]
 
 
-def train(inputs: np.ndarray, targets: np.ndarray, validation: tuple[np.ndarray, np.ndarray],
+def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray,
+          validation: tuple[np.ndarray, np.ndarray, np.ndarray],
           steps: int, batch_size: int, learning_rate: float, seed: int, checkpoint: Path) -> LungUNet:
     """AdamW with a one-cycle schedule for a fixed number of steps (no checkpoint picked on validation,
     so the validation score stays an honest estimate). Every 100 steps the whole training state goes to
@@ -83,20 +84,22 @@ def train(inputs: np.ndarray, targets: np.ndarray, validation: tuple[np.ndarray,
         log.info("resuming from %s at step %d", checkpoint, first_step)
     images = torch.from_numpy(inputs).unsqueeze(1)
     labels = torch.from_numpy(targets).long()
+    lesion_shares = torch.from_numpy(lesions)
     start = time.perf_counter()
     for step in range(first_step, steps + 1):
         net.train()
         chosen = torch.randint(0, len(images), (batch_size,), generator=generator)
-        batch_images, batch_labels = augment(images[chosen].clone(), labels[chosen], generator)
-        loss = segmentation_loss(net(batch_images), batch_labels)
+        batch_images, batch_labels, batch_lesions = augment(images[chosen].clone(), labels[chosen],
+                                                            lesion_shares[chosen], generator)
+        loss = segmentation_loss(net(batch_images), batch_labels, batch_lesions)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
         if step % 100 == 0 or step == steps:
-            lung, heart = grid_dice(net, *validation)
-            log.info("step %d/%d loss %.4f grid Dice (validation, monitoring only) lungs %.4f heart %.4f  %.0f s",
-                     step, steps, loss.item(), lung, heart, time.perf_counter() - start)
+            lung, heart, lesion = grid_dice(net, *validation)
+            log.info("step %d/%d loss %.4f grid Dice (validation, monitoring only) lungs %.4f heart %.4f "
+                     "lesion %.4f  %.0f s", step, steps, loss.item(), lung, heart, lesion, time.perf_counter() - start)
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(),
                         "schedule": schedule.state_dict(), "generator": generator.get_state(),
@@ -105,39 +108,47 @@ def train(inputs: np.ndarray, targets: np.ndarray, validation: tuple[np.ndarray,
 
 
 @torch.no_grad()
-def grid_dice(net: LungUNet, inputs: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
-    """Mean Dice of the lung union and of the heart (images with a heart mask) on the model grid: a cheap
-    progress signal, not the reported metric."""
+def grid_dice(net: LungUNet, inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray
+              ) -> tuple[float, float, float]:
+    """Mean Dice of the lung union, of the heart (images with a heart mask) and of the lesion (images with
+    one) on the model grid: a cheap progress signal, not the reported metric."""
     net.eval()
-    predicted = net(torch.from_numpy(inputs).unsqueeze(1)).argmax(dim=1).numpy()
+    logits = net(torch.from_numpy(inputs).unsqueeze(1))
+    predicted = logits[:, :LESION_CHANNEL].argmax(dim=1).numpy()
+    lesion_found = logits[:, LESION_CHANNEL].numpy() > 0
 
     def mean_dice(found: np.ndarray, truth: np.ndarray) -> float:
+        if len(truth) == 0:
+            return 0.0
         overlap = (found & truth).sum(axis=(1, 2))
         return float(np.mean(2 * overlap / (found.sum(axis=(1, 2)) + truth.sum(axis=(1, 2)) + 1e-9)))
 
     lungs = mean_dice((predicted > 0) & (predicted < HEART), (targets > 0) & (targets < HEART))
     with_heart = (targets == HEART).any(axis=(1, 2))
-    heart = mean_dice(predicted[with_heart] == HEART, targets[with_heart] == HEART) if with_heart.any() else 0.0
-    return lungs, heart
+    with_lesion = (lesions >= 0.5).any(axis=(1, 2))
+    return (lungs, mean_dice(predicted[with_heart] == HEART, targets[with_heart] == HEART),
+            mean_dice(lesion_found[with_lesion], lesions[with_lesion] >= 0.5))
 
 
 def export_onnx(net: LungUNet, path: Path, sample: np.ndarray) -> float:
-    """Single-file ONNX (input "image" [N,1,S,S], output "probabilities" [N,4,S,S]); returns the max abs
-    difference to torch on `sample` run through onnxruntime."""
+    """Single-file ONNX: input "image" [N,1,S,S], outputs "probabilities" [N,4,S,S] (anatomy softmax) and
+    "lesion" [N,1,S,S]; returns the max abs difference to torch on `sample` run through onnxruntime."""
     import onnxruntime as ort
 
     wrapped = WithSoftmax(net).eval()
     example = torch.from_numpy(sample).unsqueeze(1)
+    outputs = ["probabilities", "lesion"]
     # The TorchScript exporter writes one self-contained file and needs no onnxscript.
     torch.onnx.export(
-        wrapped, (example[:1],), str(path), input_names=["image"], output_names=["probabilities"],
-        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17, dynamo=False,
+        wrapped, (example[:1],), str(path), input_names=["image"], output_names=outputs,
+        dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in outputs}}, opset_version=17,
+        dynamo=False,
     )
     with torch.no_grad():
-        expected = wrapped(example).numpy()
+        expected = [tensor.numpy() for tensor in wrapped(example)]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    actual = session.run(["probabilities"], {"image": example.numpy()})[0]
-    return float(np.abs(actual - expected).max())
+    actual = session.run(outputs, {"image": example.numpy()})
+    return max(float(np.abs(a - e).max()) for a, e in zip(actual, expected, strict=True))
 
 
 def card_for(onnx_path: Path, size: int, training: dict, export: dict) -> dict:
@@ -147,7 +158,9 @@ def card_for(onnx_path: Path, size: int, training: dict, export: dict) -> dict:
         "sha256": sha256_of(onnx_path),
         "task": "lung_segmentation",
         "inputs": {"image": f"[N, 1, {size}, {size}] float32 in [0, 1], see preprocessing"},
-        "outputs": {"probabilities": f"[N, {len(MODEL_LABELS)}, {size}, {size}] float32 softmax over labels"},
+        "outputs": {"probabilities": f"[N, {len(MODEL_LABELS)}, {size}, {size}] float32 softmax over labels",
+                    "lesion": f"[N, 1, {size}, {size}] float32 sigmoid: probability of a lung lesion "
+                              "(consolidation, ground-glass opacity, infection, nodule) at each grid cell"},
         "labels": list(MODEL_LABELS),
         "label_convention": "right_lung = patient's right, on the image's left in a standard PA/AP display; "
                             "lungs = the visible lung (SCR convention: the retrocardiac lung and the lung "
@@ -180,37 +193,54 @@ def write_model_note(path: Path, card: dict) -> None:
     """models/lungseg.md: the card's numbers in prose, regenerated with every training run."""
     metrics, training, export = card["metrics"], card["training"], card["export"]
     low, high = metrics["dice_ci95"]
+    heart_low, heart_high = metrics["heart_dice_ci95"]
+    ctr_low, ctr_high = metrics["ctr_mean_absolute_error_ci95"]
     sources = ", ".join(f"{name} {value:.3f}" for name, value in metrics["dice_by_source"].items())
     limits = "\n".join(f"- {limit}" for limit in card["limits"])
     size = card["preprocessing"]["input_size"]
-    path.write_text(f"""# Lung segmentation model `{card['model_id']}`
+    localisation = card.get("localisation", {}).get("text", "Not measured for this version.")
+    path.write_text(f"""# Anatomy segmentation model `{card['model_id']}` (file `{card['file']}`)
 
 Research use, not a medical device.
 
 ## What it does
 Labels each pixel of a frontal chest radiograph as background, right lung (the patient's right, on the
-image's left) or left lung. `radassist.imaging.lungs.segment_lungs` turns the output into two lung fields
-at the image's own size, with boxes and upper/middle/lower zones; `radassist segment` writes the mask.
+image's left), left lung or heart, and gives a separate lesion probability (consolidation, ground-glass
+opacity, infection, nodule). `radassist.imaging.lungs.segment_lungs` turns the output into two lung fields
+and the heart at the image's own size (lung labels 0/1/2 for every caller, the heart as its own mask),
+with boxes and upper/middle/lower zones; `radassist.imaging.ctr.measure_ctr` measures the cardiothoracic
+ratio from them; the lesion output steers where the read's saliency points; `radassist segment --out-dir`
+writes one mask per structure. Lung convention: the visible lung (SCR): the lung behind the heart and
+below the diaphragm dome is not lung. Clavicles are not segmented (they overlap the lungs, and a pixel
+here has one anatomy label).
 
 ## Network
 A small U-Net trained from scratch: {training['parameters']:,} parameters, stride-2 stem, levels
-{training['architecture']['channels']}, softmax output. ONNX opset {export['opset']},
-{export['size_bytes'] / 1e6:.1f} MB, input {size} x {size} (aspect kept, zero padding). Largest
-difference between the ONNX and torch probabilities: {export['onnx_vs_torch_max_abs_diff']:.1e}.
+{training['architecture']['channels']}, softmax anatomy output + sigmoid lesion output. ONNX opset
+{export['opset']}, {export['size_bytes'] / 1e6:.1f} MB, input {size} x {size} (aspect kept, zero padding).
+Largest difference between the ONNX and torch outputs: {export['onnx_vs_torch_max_abs_diff']:.1e}.
 
 ## Data
 {training['n_train']} training and {metrics['n_val']} validation images ({metrics['n_val_patients']}
-patients), split by patient with seed {training['seed']}: covid_cxr_seg (radiologist right/left lung
-masks; the 2 images with one lung annotated are left out) and covid_qu_ex_sample (lung masks; each image
-its own patient). Licences are in the card (`training.data`); some images are CC BY-NC-SA.
+patients), split by patient per source with seed {training['seed']}: jsrt (SCR right/left lung and heart
+masks; 200 PA films, one per patient), covid_cxr_seg (radiologist right/left lung masks; the 2 images with
+one lung annotated are left out) and covid_qu_ex_sample (lung masks; each image its own patient). The heart
+is learnt from jsrt only: on images of the other sources the background target is "background or heart".
+Lesion targets: {training['lesion_targets']}. Licences are in the card (`training.data`): JSRT/SCR are
+research and education only, some covid_cxr_seg images are CC BY-NC-SA.
 
-## Validation
-Dice of the binary lung mask at each image's own size, through the runtime path:
-**{metrics['dice']:.3f}** (95 % CI {low:.3f}-{high:.3f}, bootstrap over patients; median
-{metrics['dice_median']:.3f}, worst {metrics['dice_min']:.3f}; by source: {sources}).
-The goal was 0.93. No checkpoint was picked on the validation set. The COVID-QU-Ex masks draw the
-medial lung edge more tightly than covid_cxr_seg's; the worst covid_cxr_seg misses are lung bases
-whited out by ARDS on films cropped through the bases.
+## Validation (held-out patients, runtime path, each image at its own size)
+- Lungs (right ∪ left): Dice **{metrics['dice']:.3f}** (95 % CI {low:.3f}-{high:.3f}, bootstrap over
+  patients, n = {metrics['n_val']}; median {metrics['dice_median']:.3f}, worst {metrics['dice_min']:.3f};
+  by source: {sources}). Goal 0.93.
+- Heart (jsrt): Dice **{metrics['heart_dice']:.3f}** (95 % CI {heart_low:.3f}-{heart_high:.3f},
+  n = {metrics['n_val_heart']}; worst {metrics['heart_dice_min']:.3f}). Goal 0.90.
+- Cardiothoracic ratio (jsrt): mean absolute error against the CTR of the SCR masks
+  **{metrics['ctr_mean_absolute_error']:.4f}** (95 % CI {ctr_low:.4f}-{ctr_high:.4f},
+  n = {metrics['n_val_ctr']}, largest {metrics['ctr_absolute_error_max']:.4f}). Goal 0.03.
+- Localisation: {localisation}
+
+No checkpoint was picked on the validation set.
 
 ## Speed
 {metrics['runtime_ms_per_image']['median']:.0f} ms per image (median over the validation images; CPU,
@@ -220,7 +250,9 @@ preprocessing + ONNX + post-processing, measured while other jobs shared the 2 c
     {training['command']}
 
 Took {training['wall_time_s'] / 60:.0f} min wall and {training['cpu_time_s'] / 60:.0f} min CPU on the
-shared 2-core machine (wall time grows with whatever else runs there).
+shared 2-core machine (wall time grows with whatever else runs there). Re-score an existing model and
+rewrite its card metrics and this note:
+`.venv/bin/python -m radassist.training.lungseg_evaluate --card models/lungseg.card.json --data /work/shared/data --update`
 
 ## Limits
 {limits}
@@ -268,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": {"name": "LungUNet", "channels": list(net.channels)},
         "parameters": sum(p.numel() for p in net.parameters()),
         "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "optimiser": "AdamW, one-cycle schedule, cross-entropy + soft Dice of lungs and heart; on sources "
-                     "without heart masks the background target is 'background or heart'",
+        "optimiser": "AdamW, one-cycle schedule, cross-entropy + soft Dice of lungs and heart (on sources "
+                     "without heart masks the background target is 'background or heart') + binary "
+                     "cross-entropy + soft Dice of the lesion output",
+        "lesion_targets": "covid_cxr_seg consolidation + ground-glass masks, covid_qu_ex_sample infection "
+                          "masks, jsrt nodule discs (recorded centre and diameter); other images: no lesion",
         "augmentation": "gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, aspect, shift; no flips",
         "seed": args.seed, "threads": args.threads,
         "command": COMMAND,

@@ -1,0 +1,81 @@
+"""Localisation: the mirrored CAM and the lesion-weighted saliency on the shipped models, and the
+localisation scoring (peak in lesion, pointing game, side agreement against a random point in the lungs)
+on a real JSRT film with a recorded nodule (tests/data/anatomy, see SOURCE.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radassist.explain.saliency import lesion_weighted, mirrored_cam, normalised_saliency, peak_location
+from radassist.imaging.lungs import segment_lungs
+from radassist.imaging.preprocess import preprocess
+from radassist.inference.engine import load_model
+from radassist.io import read_image
+from radassist.training.anatomy_localisation import LesionReference, score_image, summarise
+from radassist.training.lungseg_data import nodule_disc
+
+ANATOMY = Path(__file__).parent / "data" / "anatomy"
+NODULE_FILM = ANATOMY / "images" / "JPCLN006.png"  # nodule centre (x 165, y 131), 20 px, right upper lobe
+
+
+def classifier_cams(batch: np.ndarray) -> np.ndarray:
+    session = load_model("classifier")
+    return session.run({session.input_names[0]: batch}, ["cam"])["cam"]
+
+
+@pytest.fixture(scope="module")
+def tensor() -> np.ndarray:
+    return preprocess(read_image(NODULE_FILM), load_model("classifier").card.data["preprocessing"]).tensor
+
+
+def test_mirrored_cam_moves_with_the_image(tensor):
+    """Mirroring the input mirrors the result exactly: what a lesion causes follows the lesion."""
+    cam = classifier_cams(tensor[None])[0]
+    mirrored_input = np.ascontiguousarray(tensor[:, :, ::-1])
+    mirrored_cam_of_mirror = classifier_cams(mirrored_input[None])[0]
+    result = mirrored_cam(classifier_cams, tensor, cam)
+    result_of_mirror = mirrored_cam(classifier_cams, mirrored_input, mirrored_cam_of_mirror)
+    assert result.shape == cam.shape
+    np.testing.assert_allclose(result, result_of_mirror[:, :, ::-1], atol=1e-4)
+    assert not np.allclose(result, cam, atol=1e-3)  # it did change the map
+
+
+def test_lesion_weighting_moves_the_peak_to_the_lesion_and_keeps_a_peak_without_one():
+    raw = np.zeros((60, 80), dtype=np.float32)
+    raw[10, 70] = 1.0  # the CAM's own peak, far from the lesion
+    raw[40:50, 10:20] = 0.6  # weaker evidence over the lesion
+    lesion = np.zeros((30, 40), dtype=np.float32)  # coarser grid over the same image
+    lesion[20:25, 5:10] = 0.9
+    assert peak_location(normalised_saliency(lesion_weighted(raw, lesion), None))[1] < 25
+    flat = lesion_weighted(raw, np.zeros((30, 40), dtype=np.float32))
+    assert peak_location(normalised_saliency(flat, None)) == (10, 70)  # no lesion anywhere: the CAM decides
+
+
+def test_scoring_a_real_nodule_film_gives_bounded_scores_and_a_random_baseline():
+    reference = LesionReference("jsrt", NODULE_FILM, "jsrt:JPCLN006", "nodule",
+                                lambda shape: nodule_disc(shape, 165.0, 131.0, 20.0))
+    score = score_image(reference, "classifier", "lungseg", occlusion=False)
+    assert score is not None
+    assert score.label in [label["id"] for label in load_model("classifier").card.data["labels"]]
+    # the nodule is small: a random lung point rarely lands in it, and it lies in one lung (the right)
+    assert 0.0 < score.hit["random"] < 0.01
+    assert score.hit["random"] < score.pointing["random"] < 0.1
+    assert set(score.side) >= {"random", "cam", "mirrored_cam"} and 0.3 < score.side["random"] < 0.7
+    for metric in (score.hit, score.pointing, score.side):
+        assert all(metric[method] in (0.0, 1.0) for method in metric if method != "random")
+    summary = summarise([score, score], seed=1)
+    assert summary["images"] == 2 and summary["patients"] == 1
+    entry = summary["metrics"]["pointing"]["cam"]
+    assert entry["minus_random"]["mean"] == pytest.approx(score.pointing["cam"] - score.pointing["random"], abs=1e-3)
+
+
+def test_the_lesion_output_peaks_on_the_nodule_side_of_an_unseen_film():
+    fields = segment_lungs(read_image(NODULE_FILM))
+    if fields.lesion is None:
+        pytest.skip("the installed anatomy model has no lesion output")
+    rows, columns = fields.lesion.shape
+    row, column = np.unravel_index(int(np.argmax(fields.lesion)), fields.lesion.shape)
+    assert column < columns / 2  # the patient's right lung, on the image's left
