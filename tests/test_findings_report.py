@@ -352,7 +352,7 @@ def test_every_sentence_carries_provenance_and_a_stable_id():
     assert len(ids) == len(set(ids)) and all(ids)
     for sentence in report.sentences:
         assert sentence.kg_node and graph.has(sentence.kg_node)
-        if sentence.band == "not_assessed":
+        if sentence.band in ("not_assessed", "notice"):
             assert sentence.source_label is None  # no model output produced it
             continue
         assert sentence.source_label in THRESHOLDS
@@ -418,3 +418,12 @@ def test_an_explained_finding_is_not_repeated_in_the_impression():
     impression = draft_report(read_result(probabilities, checks=INSIDE)).section_text("IMPRESSION")
     assert "Findings may represent pneumonia." in impression  # names no place: the opacity keeps its own
     assert "Right lower zone airspace opacity." in impression
+
+
+def test_findings_of_a_film_outside_the_validated_domain_carry_the_notice():
+    checks = {"domain": {"inside": False, "notice": "patient age 2 years, below the validated range"}}
+    report = draft_report(read_result(scenario("opacity", "definite"), checks=checks))
+    notice = next(s for s in report.sentences if s.sentence_id == "impression-outside-domain-notice")
+    assert "patient age 2 years" in notice.text and notice.source_label is None and notice.band == "notice"
+    inside = draft_report(read_result(scenario("opacity", "definite"), checks=INSIDE))
+    assert not [s for s in inside.sentences if s.band == "notice"]

@@ -21,7 +21,7 @@ Driven by the model card's labels (whatever they are), the knowledge graph and t
 Every sentence records the model label (or measurement) and graph node it speaks for, its probability and band,
 its anatomy part and a stable id, so the viewer shows where a sentence came from and logs edits per sentence.
 Summary sentences speak for the model label that came closest to its threshold (the one that would first have
-changed them); "not assessed" sentences have no source label.
+changed them); "not assessed" sentences and the outside-validated-use notice have no source label.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from radassist.pipeline.result import (
 
 FINDINGS, IMPRESSION = "FINDINGS", "IMPRESSION"
 NOT_ASSESSED_BAND = "not_assessed"
+NOTICE_BAND = "notice"  # a sentence about the film's use (outside the validated domain), no model output behind it
 MEASURED_BAND = "measured"
 STUDY_VERDICT = "StudyVerdict"  # graph class of a study-level output (the `abnormal` label): no FINDINGS sentence
 _EPSILON = 1e-6
@@ -89,6 +90,7 @@ class ReportTemplates:
     not_assessed_impression: str
     normal_impression: str
     outside_domain_impression: str
+    outside_domain_notice: str
     no_definite_impression: str
     differential: dict
     measurements: dict[str, MeasurementTemplate] = field(default_factory=dict)
@@ -113,6 +115,7 @@ def load_templates(path: str | Path | None = None) -> ReportTemplates:
         bands=bands, labels=data["labels"], generic=data["generic"], not_assessed=data["not_assessed"],
         not_assessed_impression=data["not_assessed_impression"], normal_impression=data["normal_impression"],
         outside_domain_impression=data["outside_domain_impression"],
+        outside_domain_notice=data["outside_domain_notice"],
         no_definite_impression=data["no_definite_impression"], differential=data["differential"],
         measurements=measurements,
     )
@@ -200,8 +203,11 @@ def draft_report(result: ReadResult, *, templates: ReportTemplates | None = None
     for lead in _differential_leads(spoken, templates):
         if writer.differential(lead, spoken, age_group, spread):
             break
+    domain = domain_of(result.qa)
     if not writer.has_impression():
-        writer.summary_impression(spoken, covered, domain_of(result.qa), enlarged)
+        writer.summary_impression(spoken, covered, domain, enlarged)
+    elif not domain.inside:
+        writer.outside_domain_notice(domain)
     uncovered = [part for part in AnatomySection if part not in covered]
     if uncovered:
         writer.not_assessed_impression(uncovered)
@@ -349,6 +355,11 @@ class _Writer:
     def not_assessed(self, part: AnatomySection) -> None:
         self.add(ReportSentence(FINDINGS, self.templates.not_assessed, RA + "Thorax", None, None, NOT_ASSESSED_BAND,
                                 f"findings-{part.name.lower()}-not-assessed", part))
+
+    def outside_domain_notice(self, domain: DomainVerdict) -> None:
+        text = self.templates.outside_domain_notice.format(notice=domain.notice)
+        self.add(ReportSentence(IMPRESSION, text, RA + "Thorax", None, None, NOTICE_BAND,
+                                "impression-outside-domain-notice"))
 
     def not_assessed_impression(self, parts: list[AnatomySection]) -> None:
         names = _join([p.value.lower() for p in parts])
