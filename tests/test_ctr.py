@@ -120,3 +120,19 @@ def test_model_ctr_is_close_to_the_ctr_of_the_radiologist_masks(name):
     assert ctr is not None
     assert abs(ctr.ratio - ctr_from_masks(*truth(name)).ratio) <= 0.04
     assert ctr.note == UNKNOWN_VIEW_NOTE  # a PNG carries no view position
+
+
+def test_read_json_carries_the_ratio_its_line_end_points_and_the_caveat():
+    import json
+
+    from radassist.pipeline.read_command import result_to_dict
+    from radassist.pipeline.result import QAVerdict, ReadResult
+
+    labels, heart = synthetic()
+    ctr = ctr_from_masks(labels, heart, meta("AP"))
+    result = ReadResult(meta=meta("AP"), qa=QAVerdict(True, "ok"))
+    result.measurements[MeasurementKind.CARDIOTHORACIC_RATIO] = ctr.as_measurement()
+    shown = json.loads(json.dumps(result_to_dict(result)))["measurements"]["cardiothoracic_ratio"]
+    assert shown["value"] == pytest.approx(45 / 101, abs=1e-4)
+    assert shown["points_row_col"] == [[60.0, 40.0], [60.0, 84.0], [70.0, 9.0], [70.0, 109.0]]
+    assert shown["note"] == AP_NOTE
