@@ -1,6 +1,7 @@
 """Where RadAssist finds its read-only files (models, resources) and writes user data.
 
-Read-only files live beside the package in a source checkout, or inside the PyInstaller bundle;
+Read-only files live beside the package in a source checkout, inside the PyInstaller bundle, or inside
+the installed package (radassist/_data) for a wheel install;
 user data (feedback store, settings, fine-tuned models) lives in the platform's user-data folder,
 overridable with RADASSIST_DATA_DIR so tests and sites can point it elsewhere.
 """
@@ -9,17 +10,19 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
+from importlib.resources import files
 from pathlib import Path
 
 APP_NAME = "RadAssist"
+PACKAGED_DATA = "_data"  # inside the installed package: models/, ui/, resources/ (see setup.py)
 
 
 def install_root() -> Path:
     """The folder holding models/, resources/ and ui/.
 
     The frozen bundle's root; else the source checkout (also an editable install); else, for a wheel
-    install, <prefix>/share/radassist where pyproject.toml's data-files put them.
+    install (any prefix, also `pip install --target`), the package's own data folder radassist/_data,
+    where setup.py puts the checkout's models/, ui/ and resources/, found through importlib.resources.
     """
     frozen_root = getattr(sys, "_MEIPASS", None)
     if frozen_root:
@@ -27,9 +30,7 @@ def install_root() -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "pyproject.toml").is_file():
         return checkout
-    schemes = (sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user"))
-    candidates = [Path(sysconfig.get_path("data", scheme)) / "share" / "radassist" for scheme in schemes]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    return Path(str(files("radassist") / PACKAGED_DATA))
 
 
 def models_dir() -> Path:

@@ -5,7 +5,7 @@ with no network. The self-test is what the installer runs after building and wha
 copying the bundle: it loads the bundled models (sha256 checked against their cards), decodes
 compressed DICOM through every pixel plugin the bundle ships, reads bundled samples end to end to a
 draft report, shows the result once in the viewer (offscreen when there is no display), and checks the
-first-run promises: no socket is opened, nothing is written inside the installation, user data goes
+first-run promises: the network is not used, nothing is written inside the installation, user data goes
 to the platform's user-data folder. Each step prints one line with its time; the first failure ends
 the run with `radassist: error: selftest failed: <step>: <reason>` and exit code 2.
 """
@@ -95,39 +95,69 @@ def _step(name: str, action: Callable[[], str]) -> None:
 # --- first-run promises -------------------------------------------------------------------------------
 
 class NetworkAttempted(OSError):
-    """Raised in place of creating a socket while `refuse_sockets` is active.
+    """Raised in place of network use while `refuse_sockets` is active.
 
     An OSError, like what an offline machine gives, so code with an offline fallback takes it; the
     attempt is counted anyway and fails the self-test.
     """
 
 
+NETWORK_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
+
+
 @contextmanager
 def refuse_sockets() -> Iterator[list[str]]:
-    """Make every `socket.socket(...)` raise; yield the list of attempts (a swallowed one still counts).
+    """Make every use of the network raise; yield the list of attempts (a swallowed one still counts).
 
-    Covers Python-level sockets (urllib, http.client, requests, asyncio). Native libraries that open
-    sockets in C are outside its view; none of the bundled ones is expected to.
+    Use means resolving a host name, or connecting, binding or sending on an IPv4/IPv6 socket. Creating
+    a socket is not use: urllib3 (imported with pydicom when `requests` is installed) creates an IPv6
+    socket at import time only to ask whether the OS supports IPv6, and closes it unused. Local AF_UNIX
+    sockets are not the network. Covers Python-level sockets (urllib, http.client, requests, asyncio);
+    native libraries that open sockets in C are outside its view (a read under `unshare -n` covers
+    those: tests/test_no_telemetry.py).
     """
     attempts: list[str] = []
-    original = socket.socket
+    original_socket, original_getaddrinfo = socket.socket, socket.getaddrinfo
 
-    class _RefusedSocket(original):  # type: ignore[valid-type, misc]
-        def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None):
-            attempts.append(f"socket(family={family}, type={type})")
-            raise NetworkAttempted("a network socket was requested; RadAssist must work offline")
+    def refuse(what: str) -> None:
+        attempts.append(what)
+        raise NetworkAttempted("the network was used; RadAssist must work offline")
 
-    socket.socket = _RefusedSocket  # type: ignore[misc]
+    class _GuardedSocket(original_socket):  # type: ignore[valid-type, misc]
+        def _check(self, operation: str, address: object) -> None:
+            if self.family in NETWORK_FAMILIES:
+                refuse(f"{operation}(family={int(self.family)}, address={address!r})")
+
+        def connect(self, address):  # type: ignore[override]
+            self._check("connect", address)
+            return super().connect(address)
+
+        def connect_ex(self, address):  # type: ignore[override]
+            self._check("connect", address)
+            return super().connect_ex(address)
+
+        def bind(self, address):  # type: ignore[override]
+            self._check("bind", address)
+            return super().bind(address)
+
+        def sendto(self, data, *flags_and_address):  # type: ignore[override]
+            self._check("sendto", flags_and_address[-1] if flags_and_address else None)
+            return super().sendto(data, *flags_and_address)
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        refuse(f"getaddrinfo({host!r})")
+
+    socket.socket, socket.getaddrinfo = _GuardedSocket, guarded_getaddrinfo  # type: ignore[misc]
     try:
         yield attempts
     finally:
-        socket.socket = original  # type: ignore[misc]
+        socket.socket, socket.getaddrinfo = original_socket, original_getaddrinfo  # type: ignore[misc]
 
 
 def _no_network(attempts: list[str]) -> str:
     if attempts:
-        raise NetworkAttempted(f"{len(attempts)} socket(s) requested: {'; '.join(attempts[:3])}")
-    return "no socket was requested"
+        raise NetworkAttempted(f"{len(attempts)} network use(s): {'; '.join(attempts[:3])}")
+    return "no network use (name lookup, connect, bind, send)"
 
 
 def read_only_folders() -> list[Path]:

@@ -1,7 +1,7 @@
 """`radassist --selftest`: the check an installer and a site run on a new workstation.
 
 The end-to-end test runs the real command in a child process (real models, real samples, the real
-viewer offscreen) exactly as the bundle's smoke test does. The first-run guards (no socket, nothing
+viewer offscreen) exactly as the bundle's smoke test does. The first-run guards (no network use, nothing
 written inside the installation, user data outside it) are also tested on their own, each made to fail.
 """
 
@@ -59,7 +59,7 @@ def test_selftest_reads_every_bundled_sample_and_shows_one_in_the_viewer(passed_
     for name in samples:
         assert "report" in steps[f"read {name}"] and "impression:" in steps[f"read {name}"]
     assert "same probabilities as the core read" in steps["viewer"]
-    assert steps["no network"] == "no socket was requested"
+    assert steps["no network"] == "no network use (name lookup, connect, bind, send)"
     assert result.stdout.splitlines()[-1].startswith("selftest passed in ")
     # user data went to the platform's folder (Linux: XDG data home); the viewer's layout and the
     # feedback store were not touched by the self-test
@@ -115,19 +115,35 @@ def test_a_model_that_does_not_match_its_card_fails_the_models_step(tmp_path, re
     assert "  ok  environment" in result.stdout and "  ok  models" not in result.stdout
 
 
-def test_sockets_are_refused_and_remembered_while_guarded():
-    original = socket.socket
+def test_network_use_is_refused_and_remembered_while_guarded():
+    originals = (socket.socket, socket.getaddrinfo)
     with selftest.refuse_sockets() as attempts:
         with pytest.raises(selftest.NetworkAttempted):
             socket.create_connection(("127.0.0.1", 9), timeout=1)
+        udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         try:  # a library that swallows the error is still caught by the count
-            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            udp.sendto(b"ping", ("::1", 9))
         except OSError:
             pass
-    assert socket.socket is original
-    assert len(attempts) == 2 and f"family={int(socket.AF_INET6)}" in attempts[1]
-    with pytest.raises(selftest.NetworkAttempted, match="2 socket"):
+        udp.close()
+        with pytest.raises(selftest.NetworkAttempted):
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("192.0.2.1", 80))
+    assert (socket.socket, socket.getaddrinfo) == originals
+    assert len(attempts) == 3 and "getaddrinfo('127.0.0.1')" in attempts[0] and "sendto(family=" in attempts[1]
+    with pytest.raises(selftest.NetworkAttempted, match="3 network use"):
         selftest._no_network(attempts)
+
+
+def test_a_socket_created_and_closed_unused_is_not_network_use():
+    """urllib3's import-time IPv6 probe (socket(AF_INET6) then close) and local AF_UNIX pairs are allowed."""
+    with selftest.refuse_sockets() as attempts:
+        socket.socket(socket.AF_INET6).close()
+        left, right = socket.socketpair(socket.AF_UNIX)
+        left.sendall(b"x")
+        assert right.recv(1) == b"x"
+        left.close()
+        right.close()
+    assert attempts == []
 
 
 def test_a_file_written_inside_the_installation_is_reported(tmp_path):
