@@ -8,6 +8,7 @@ Errors the user can act on (`RadAssistError`) become one line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -34,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 PROG = "radassist"
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 def error_line(message: str) -> str:
@@ -127,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except RadAssistError as exc:
         print(error_line(str(exc)), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        # No permission, a read-only or full disk: the user's to fix, wherever in the program it surfaced
+        # (e.g. a read-only data folder, issue 20). Programming errors (other OSErrors) keep their traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(error_line(f"{where}{exc.strerror or exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(error_line("interrupted"), file=sys.stderr)

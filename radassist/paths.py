@@ -57,7 +57,13 @@ def user_data_dir() -> Path:
         from platformdirs import user_data_dir as platform_user_data_dir
 
         path = Path(platform_user_data_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # read-only or full disk, no permission, a file in the way: one clear line
+        from radassist.errors import RadAssistError
+
+        raise RadAssistError(f"the data folder {path} cannot be created ({exc.strerror or exc}); "
+                             "set RADASSIST_DATA_DIR to a writable folder") from None
     return path
 
 
