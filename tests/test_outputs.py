@@ -118,3 +118,28 @@ def test_folder_refusals_are_one_line(tmp_path: Path) -> None:
 def test_shown_escapes_control_characters_but_keeps_accents() -> None:
     assert shown("/tmp/a\nb\tc/Müller.png") == "/tmp/a\\nb\\tc/Müller.png"
     assert "\n" not in shown("x\r\n\x1b[31m")
+
+
+def test_a_file_size_limit_mid_write_is_a_refusal_and_the_old_file_stays(tmp_path: Path) -> None:
+    """Without a small disk to fill (tests/test_hostile_data_dir.py mounts one when it can), RLIMIT_FSIZE in a
+    child process makes the write fail the same way part-way (EFBIG instead of ENOSPC)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    target = tmp_path / "mask.png"
+    target.write_bytes(b"first version")
+    script = textwrap.dedent(f"""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        from radassist.outputs import OutputRefused, OutputWriter
+        try:
+            OutputWriter(overwrite=True).write_bytes({str(target)!r}, bytes(1 << 20))
+        except OutputRefused as refusal:
+            print(refusal)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "cannot be written (File too large)" in run.stdout, (run.stdout, run.stderr)
+    assert target.read_bytes() == b"first version"
+    assert _leftovers(tmp_path) == []
