@@ -34,18 +34,22 @@ def read_preview(path: str | Path, max_side: int = 512) -> Preview | None:
     import pydicom
     from PIL import Image, UnidentifiedImageError
     from pydicom.encaps import generate_frames
+    from pydicom.filereader import read_file_meta_info
 
     from radassist.io.decoder_output import quiet_decoders
     from radassist.io.dicom import presentation_values, read_metadata
+    from radassist.io.files import regular_file
 
     path = Path(path)
     with quiet_decoders():
         try:
+            regular_file(path)  # not a FIFO or a device, not over the file budget
+            if str(read_file_meta_info(str(path)).get("TransferSyntaxUID")) not in JPEG2000_SYNTAXES:
+                return None  # decided from the File Meta alone: a deflated data set is never inflated here
             ds = pydicom.dcmread(str(path), force=True)
-            syntax = str(ds.file_meta.TransferSyntaxUID)
         except Exception:  # a preview is optional: any failure means "no preview", read_image reports it
             return None
-        if syntax not in JPEG2000_SYNTAXES or int(ds.get("SamplesPerPixel", 1)) != 1:
+        if int(ds.get("SamplesPerPixel", 1)) != 1:
             return None
         meta = read_metadata(ds, path)
         levels = max(0, math.ceil(math.log2(max(meta.rows, meta.columns) / max_side)))
