@@ -19,13 +19,13 @@ refusal is recorded in the worklist, never raised; an unexpected error is record
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
-import threading
 from dataclasses import dataclass
 from enum import IntEnum
+from io import BytesIO
 from pathlib import Path
 
+from radassist.pacs.background import QueueWorker
 from radassist.pacs.config import PacsConfig
 from radassist.pacs.sender import ResultsSender
 from radassist.pacs.spool import Spool, atomic_write
@@ -76,50 +76,19 @@ class Received:
     path: Path
 
 
-class PreReader:
+class PreReader(QueueWorker[Received]):
     """One background thread that pre-reads spooled instances in arrival order."""
 
     def __init__(self, spool: Spool, worklist: Worklist, sender: ResultsSender | None, overlay: bool):
+        super().__init__("radassist-preread")
         self.spool, self.worklist, self.sender = spool, worklist, sender
         self.overlay = overlay
-        self._queue: queue.Queue[Received | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="radassist-preread", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def handle_error(self, item: Received, exc: Exception) -> None:  # recorded, never fatal
+        log.exception("pre-read failed unexpectedly")
+        self.worklist.set_read(item.sop_instance_uid, status=AIStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500])
 
-    def submit(self, item: Received) -> None:
-        self._queue.put(item)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def wait_idle(self, timeout: float) -> bool:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self._preread(item)
-            except Exception as exc:  # recorded, never fatal: the listener keeps receiving
-                log.exception("pre-read failed unexpectedly")
-                self.worklist.set_read(item.sop_instance_uid, status=AIStatus.FAILED,
-                                       reason=f"{type(exc).__name__}: {exc}"[:500])
-            finally:
-                self._queue.task_done()
-
-    def _preread(self, item: Received) -> None:
+    def handle(self, item: Received) -> None:
         from pydicom import dcmread
 
         from radassist.errors import RadAssistError
@@ -158,8 +127,6 @@ class PreReader:
             if (state := presentation_state(original, result)) is not None:
                 objects["gsps"] = state
         for name, dataset in objects.items():
-            from io import BytesIO
-
             buffer = BytesIO()
             dataset.save_as(buffer, enforce_file_format=True)
             atomic_write(outbox / f"{name}.dcm", buffer.getvalue())

@@ -9,14 +9,12 @@ the next start of the listener sends it again.
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from radassist.errors import RadAssistError
+from radassist.pacs.background import QueueWorker
 from radassist.pacs.config import DicomWebPeer, Peer, ResultsDestination
 from radassist.pacs.worklist import ResultsStatus, Worklist
 
@@ -77,54 +75,22 @@ def send(destination: ResultsDestination, paths: Sequence[Path], calling_ae_titl
         store_to_dicomweb(destination.dicomweb, paths)
 
 
-class ResultsSender:
+class ResultsSender(QueueWorker[Path]):
     """Sends outbox folders in the background, one at a time, with backoff between failed attempts."""
 
     def __init__(self, destination: ResultsDestination, worklist: Worklist, calling_ae_title: str,
-                 delays: Sequence[float] = RETRY_DELAYS_S, sleep: Callable[[float], None] | None = None):
+                 delays: Sequence[float] = RETRY_DELAYS_S):
+        super().__init__("radassist-results-sender")
         self.destination = destination
         self.worklist = worklist
         self.calling_ae_title = calling_ae_title
         self.delays = tuple(delays)
-        self._queue: queue.Queue[Path | None] = queue.Queue()
-        self._stopping = threading.Event()
-        self._sleep = sleep or self._stopping.wait
-        self._thread = threading.Thread(target=self._run, name="radassist-results-sender", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def submit(self, outbox: Path) -> None:
         self.worklist.set_results(outbox.name, ResultsStatus.QUEUED)
-        self._queue.put(outbox)
+        super().submit(outbox)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def wait_idle(self, timeout: float) -> bool:
-        """True once everything submitted was sent or given up (tests and shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def _run(self) -> None:
-        while True:
-            outbox = self._queue.get()
-            try:
-                if outbox is None:
-                    return
-                self._send_with_retries(outbox)
-            except Exception:  # a bug in one send must not stop the sender
-                log.exception("results sender: unexpected error")
-            finally:
-                self._queue.task_done()
-
-    def _send_with_retries(self, outbox: Path) -> None:
+    def handle(self, outbox: Path) -> None:
         paths = sorted(outbox.glob("*.dcm"))
         error = ""
         for attempt in range(1, len(self.delays) + 2):
@@ -133,9 +99,8 @@ class ResultsSender:
             except (SendError, OSError, ValueError, RuntimeError) as exc:
                 error = str(exc)
                 log.warning("results: attempt %d failed: %s", attempt, error)
-                if attempt > len(self.delays) or self._stopping.is_set():
+                if attempt > len(self.delays) or self.stopping.wait(self.delays[attempt - 1]):
                     break
-                self._sleep(self.delays[attempt - 1])
                 continue
             shutil.rmtree(outbox, ignore_errors=True)
             self.worklist.set_results(outbox.name, ResultsStatus.SENT, attempts=attempt)
