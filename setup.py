@@ -6,18 +6,21 @@ importlib.resources (radassist.paths.install_root), so `pip install --target DIR
 prefix work and no other installation's models can be picked up. Everything else is in pyproject.toml.
 """
 
+import sys
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
-# data package -> (source folder in the checkout, files shipped from it)
-DATA_PACKAGES = {
-    "radassist._data.models": ("models", ["*.onnx", "*.card.json", "*.md"]),
-    "radassist._data.ui": ("ui", ["*.ui", "*.md"]),
-    "radassist._data.resources": ("resources", ["icons/*", "knowledge/*", "samples/*", "templates/*", "theme/*"]),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from radassist.paths import PACKAGED_DATA, SHIPPED_DATA  # noqa: E402  (stdlib-only module)
+
+# data package (radassist._data.models, ...) -> the checkout folder it is made from
+DATA_PACKAGES = {f"radassist.{PACKAGED_DATA}.{folder}": folder for folder in SHIPPED_DATA}
 
 setup(
     packages=[*find_packages(include=["radassist", "radassist.*"]), *DATA_PACKAGES],
-    package_dir={name: folder for name, (folder, _) in DATA_PACKAGES.items()},
-    package_data={"radassist": ["py.typed"], **{name: files for name, (_, files) in DATA_PACKAGES.items()}},
+    package_dir=DATA_PACKAGES,
+    package_data={"radassist": ["py.typed"],
+                  **{package: list(SHIPPED_DATA[folder]) for package, folder in DATA_PACKAGES.items()}},
     include_package_data=False,
 )

@@ -15,6 +15,13 @@ from pathlib import Path
 
 APP_NAME = "RadAssist"
 PACKAGED_DATA = "_data"  # inside the installed package: models/, ui/, resources/ (see setup.py)
+# The read-only folders of a checkout and the files of each that an installation ships (as package data
+# in the wheel, setup.py; inside the Slicer extension, installer/slicer/make_extension_repository.py).
+SHIPPED_DATA: dict[str, tuple[str, ...]] = {
+    "models": ("*.onnx", "*.card.json", "*.md"),
+    "ui": ("*.ui", "*.md"),
+    "resources": ("icons/*", "knowledge/*", "samples/*", "templates/*", "theme/*"),
+}
 
 
 def install_root() -> Path:

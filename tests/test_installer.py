@@ -152,16 +152,14 @@ def test_icons_hold_the_sizes_each_platform_asks_for():
     assert icns.format == "ICNS" and icns.size == (1024, 1024)
 
 
-def test_setup_ships_every_file_the_app_reads_as_package_data(repo_root):
-    """setup.py's data packages cover each models/, ui/ and resources/ file the app reads (the wheel test
-    in tests/test_wheel_install.py builds a real wheel; this is the fast check of the patterns)."""
-    source = (repo_root / "setup.py").read_text(encoding="utf-8")  # running setup.py would start a build
-    data_packages = ast.literal_eval(source.split("DATA_PACKAGES = ", 1)[1].split("\n}\n", 1)[0] + "\n}")
-    carried = {path.resolve() for folder, patterns in data_packages.values() for pattern in patterns
+def test_shipped_data_covers_every_file_the_app_reads(repo_root):
+    """paths.SHIPPED_DATA (what setup.py puts in the wheel and the Slicer tree carries) covers each models/,
+    ui/ and resources/ file the app reads; tests/test_wheel_install.py builds and installs a real wheel."""
+    carried = {path.resolve() for folder, patterns in paths.SHIPPED_DATA.items() for pattern in patterns
                for path in (repo_root / folder).glob(pattern) if path.is_file()}
     read_by_app = [*(repo_root / "models").glob("*.onnx"), *(repo_root / "models").glob("*.card.json"),
                    *(repo_root / "ui").glob("*.ui"), *(p for p in (repo_root / "resources").rglob("*") if p.is_file())]
     missing = [str(path.relative_to(repo_root)) for path in read_by_app if path.resolve() not in carried]
     assert not missing, f"not in the wheel: {missing}"
-    assert {folder for folder, _ in data_packages.values()} == {paths.models_dir().name, paths.ui_dir().name,
-                                                                 paths.resources_dir().name}
+    assert set(paths.SHIPPED_DATA) == {paths.models_dir().name, paths.ui_dir().name, paths.resources_dir().name}
+    assert "SHIPPED_DATA" in (repo_root / "setup.py").read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import subprocess
 import sys
+import types
 import zipfile
 from pathlib import Path
 
@@ -54,7 +55,48 @@ def test_requirement_names_are_parsed_and_normalised():
 
 def test_missing_requirements_are_found_in_the_running_python():
     requirements = ["numpy>=1.0", "radassist-surely-not-installed-probe==1.0"]
-    assert Dependencies.missingRequirements(requirements) == ["radassist-surely-not-installed-probe==1.0"]
+    assert Dependencies.unmetRequirements(requirements) == ["radassist-surely-not-installed-probe==1.0"]
+
+
+def test_installed_but_too_old_or_too_new_counts_as_unmet():
+    """Slicer 5.8/5.10 bring pydicom 2.4: present, but the core's `pydicom.pixels` import needs 3.x."""
+    versions = {"pydicom": "2.4.4", "onnxruntime": "1.18.0", "pillow": "12.0.0", "rdflib": "7.0.0rc1"}
+    requirements = ["pydicom>=3.0,<4", "onnxruntime>=1.18", "pillow>=10,<12", "rdflib>=7.0", "tqdm>=4.66",
+                    "tomli>=2.0; python_version < '3.11'"]
+    unmet = Dependencies.unmetRequirements(requirements, versionOf=versions.get)
+    expected = ["pydicom>=3.0,<4", "pillow>=10,<12", "tqdm>=4.66"]
+    if sys.version_info < (3, 11):
+        expected.append("tomli>=2.0; python_version < '3.11'")
+    assert unmet == expected
+    assert Dependencies.describeUnmet(unmet[:1], versionOf=versions.get) == ["pydicom>=3.0,<4 (2.4.4 installed)"]
+    real = Dependencies.unmetRequirements([f"pydicom>={pydicom_version()}", "pydicom<1"])
+    assert real == ["pydicom<1"]  # the running Python's own metadata
+
+
+@pytest.mark.parametrize(("version", "specifiers", "ok"), [
+    ("3.0.2", ">=3.0,<4", True), ("4.0", ">=3.0,<4", False), ("2.4.4", ">=3.0", False),
+    ("6.11.3", ">=6.6,<6.12", True), ("6.12.0", "<6.12", False), ("1.32.0", "==1.32", True), ("1.0", "!=1.0.0", False),
+    ("3.1.4.post1", ">=3.1.4", True), ("7.0.0rc1", ">=7.0", True), ("5", "", True),
+])
+def test_version_bounds(version, specifiers, ok):
+    assert Dependencies.versionSatisfies(version, specifiers) is ok
+
+
+def test_slicer_package_manager_is_used_only_when_complete():
+    class Pydeps:
+        def pip_ensure(self, requirements, requester=None): ...
+        def load_requirements(self, path): ...
+
+    assert Dependencies.slicerPackageManager(types.SimpleNamespace()) is None
+    with_pydeps = types.SimpleNamespace(pydeps=Pydeps())
+    assert Dependencies.slicerPackageManager(with_pydeps) is with_pydeps.pydeps
+    assert Dependencies.slicerPackageManager(types.SimpleNamespace(pydeps=types.SimpleNamespace(pip_ensure=print))) is None
+
+
+def pydicom_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("pydicom")
 
 
 def test_wheelhouse_precedence_and_refusal_of_an_empty_configured_folder(tmp_path):
@@ -101,7 +143,7 @@ def test_offline_wheelhouse_install_with_real_pip(tmp_path):
     wheelhouse.mkdir()
     _write_wheel(wheelhouse, "radassist-wheelhouse-probe", "0.1")
     target = tmp_path / "site"
-    missing = Dependencies.missingRequirements(["radassist-wheelhouse-probe==0.1"])
+    missing = Dependencies.unmetRequirements(["radassist-wheelhouse-probe==0.1"])
     arguments = Dependencies.pipInstallArguments(missing, Dependencies.findWheelhouse(tmp_path, str(wheelhouse)))
     run = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--target", str(target), *arguments],

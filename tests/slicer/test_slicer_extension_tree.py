@@ -1,24 +1,30 @@
-"""The extension tree is consistent: CMake file lists = files on disk, Slicer's naming conventions, the
-ExtensionsIndex catalog entry validates against Slicer's JSON schema and passes the index checker's rules.
+"""The Slicer extension repository generated from this checkout (installer/slicer/make_extension_repository.py):
+a SlicerRadAssist tree with the CMakeLists at its root, that passes the ExtensionsIndex checks that run
+offline (installer/slicer/check_extension_repository.py), whose CMake lists name every file (configured
+with real CMake against a stand-in SDK), and whose module follows Slicer's conventions. Where a Slicer
+source checkout and CMake >= 3.31 are at hand (RADASSIST_SLICER_SOURCE, RADASSIST_CMAKE), Slicer's own
+Utilities/Scripts/package_python_extension.py packages it and the package is inspected.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import jsonschema
 import pytest
 import tomllib
 from extension_layout import (
-    CATALOG_ENTRY,
     CATALOG_SCHEMA,
-    EXTENSION_DIR,
+    CHECKER,
+    GENERATOR,
     MODULE_DIR,
     MODULE_SOURCE,
     PANEL_FORM,
@@ -26,14 +32,19 @@ from extension_layout import (
 )
 from PIL import Image
 
-RAW_URL_PREFIX = re.compile(r"^https://raw\.githubusercontent\.com/(?P<owner>[^/]+)/(?P<repo>[^/]+)/(?P<ref>[^/]+)/")
-
-# Categories ExtensionsIndex's checker accepts (scripts/check_description_files.py,
-# ACCEPTED_EXTENSION_CATEGORIES, as of 2025); the ones a chest X-ray reader could sensibly use.
-ACCEPTED_CATEGORIES_SUBSET = {"Analysis", "Quantification", "Segmentation", "Informatics", "DICOM", "Utilities"}
-
 # Python modules a Slicer installation bundles, the only third-party imports allowed at file scope.
 SLICER_BUNDLED = {"slicer", "vtk", "qt", "ctk", "numpy"}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("extension")
+    run = subprocess.run([sys.executable, str(GENERATOR), str(out), "--owner", "radassist", "--revision", "main"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    tree = Path(run.stdout.strip())
+    assert tree == out / "SlicerRadAssist"
+    return tree
 
 
 def _cmake_text(path: Path) -> str:
@@ -50,36 +61,60 @@ def _cmake_set(text: str, variable: str) -> list[str]:
     return body.split()
 
 
-def _module_lists() -> tuple[list[str], list[str]]:
-    text = _cmake_text(MODULE_DIR / "CMakeLists.txt")
-    name = _cmake_set(text, "MODULE_NAME")[0]
-
-    def expand(items):
-        return [item.replace("${MODULE_NAME}", name) for item in items]
-
-    return expand(_cmake_set(text, "MODULE_PYTHON_SCRIPTS")), expand(_cmake_set(text, "MODULE_PYTHON_RESOURCES"))
+def _module_lists(tree: Path) -> tuple[list[str], list[str]]:
+    text = _cmake_text(tree / "RadAssistModule" / "CMakeLists.txt")
+    return _cmake_set(text, "MODULE_PYTHON_SCRIPTS"), _cmake_set(text, "MODULE_PYTHON_RESOURCES")
 
 
-def _files_under(folder: Path, suffixes: set[str] | None = None) -> set[str]:
-    return {
-        p.relative_to(MODULE_DIR).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and (suffixes is None or p.suffix in suffixes)
-    }
+def test_generated_tree_passes_the_index_checks_that_run_offline(generated: Path):
+    run = subprocess.run([sys.executable, str(CHECKER), str(generated), "--schema", str(CATALOG_SCHEMA)],
+                         capture_output=True, text=True, timeout=120)
+    print(run.stdout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "RadAssist: 9 checks passed, 0 failed" in run.stdout
 
 
-def test_cmake_scripts_and_resources_match_the_files_on_disk():
-    scripts, resources = _module_lists()
-    for listed in scripts + resources:
-        assert (MODULE_DIR / listed).is_file(), f"CMake lists {listed}, which does not exist"
-    assert _files_under(MODULE_DIR, {".py"}) == set(scripts), "every module .py must be in SCRIPTS (and nothing else)"
-    # Resources/UI is filled at build time from ui/ (configure_file), so it must not exist in the tree.
-    assert not (MODULE_DIR / "Resources" / "UI").exists()
-    assert _files_under(MODULE_DIR / "Resources") == set(resources)
+@pytest.mark.parametrize(("breakage", "failed_check"), [
+    (lambda tree: (tree / "LICENSE").unlink(), "licence file"),
+    (lambda tree: _rewrite(tree / "CMakeLists.txt", "project(RadAssist)", "project(RadAssistX)"), "CMakeLists.txt content"),
+    (lambda tree: _rewrite(tree / "RadAssist.json", "SlicerRadAssist.git", "RadAssist.git"), "git repository name"),
+    (lambda tree: _rewrite(tree / "RadAssist.json", '"tier": 1', '"tier": 1, "scm_revison": "x"'), "JSON schema"),
+    (lambda tree: (tree / "Screenshots" / "RadAssistPanel.png").write_bytes(b"not a png"), "CMakeLists.txt content"),
+    (lambda tree: (tree / "RadAssistModule" / "radassist" / "extra.py").write_text(""), "module file lists"),
+])
+def test_the_checker_catches_each_broken_rule(generated: Path, tmp_path: Path, breakage, failed_check):
+    broken = tmp_path / "SlicerRadAssist"
+    shutil.copytree(generated, broken)
+    breakage(broken)
+    run = subprocess.run([sys.executable, str(CHECKER), str(broken)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert f"FAIL  {failed_check}:" in run.stdout, run.stdout
 
 
-def test_module_follows_slicer_scripted_module_conventions():
-    text = _cmake_text(MODULE_DIR / "CMakeLists.txt")
+def _rewrite(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_generated_tree_carries_the_core_data_and_form_but_no_qt_viewer_or_training(generated: Path):
+    module = generated / "RadAssistModule"
+    scripts, resources = _module_lists(generated)
+    assert "radassist/pipeline/read.py" in scripts and "RadAssistModule.py" in scripts
+    assert "Resources/UI/radassist_panel.ui" in resources
+    assert (module / "Resources" / "UI" / PANEL_FORM.name).read_bytes() == PANEL_FORM.read_bytes()
+    for shipped in ("radassist/_data/models/cxr_classifier.onnx", "radassist/_data/models/lungseg.card.json",
+                    "radassist/_data/resources/knowledge/cxr.ttl", "radassist/_data/ui/radassist_panel.ui"):
+        assert shipped in resources, shipped
+    assert not any(name.startswith(("radassist/gui/", "radassist/training/")) for name in scripts + resources)
+    assert not any("__pycache__" in name for name in scripts + resources)
+    entry = json.loads((generated / "RadAssist.json").read_text(encoding="utf-8"))
+    jsonschema.validate(entry, json.loads(CATALOG_SCHEMA.read_text(encoding="utf-8")))
+    assert entry["scm_url"] == "https://github.com/radassist/SlicerRadAssist.git"
+
+
+def test_module_follows_slicer_scripted_module_conventions(generated: Path):
+    text = _cmake_text(generated / "RadAssistModule" / "CMakeLists.txt")
     name = _cmake_set(text, "MODULE_NAME")[0]
     assert MODULE_SOURCE.name == f"{name}.py" == f"{MODULE_DIR.name}.py"
     macro = re.search(r"slicerMacroBuildScriptedModule\((.*?)\)", text, flags=re.DOTALL).group(1).split()
@@ -111,56 +146,6 @@ def test_file_scope_imports_are_only_what_slicer_bundles():
             assert roots <= allowed, f"{source.name} imports {roots - allowed} at file scope"
 
 
-def test_top_level_cmakelists_declares_the_extension():
-    text = _cmake_text(EXTENSION_DIR / "CMakeLists.txt")
-    assert re.search(r"cmake_minimum_required\(VERSION [\d.]+", text)
-    assert re.search(r"^project\(RadAssist\)", text, flags=re.MULTILINE)
-    for variable in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
-                     "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
-        assert _cmake_set(text, variable)[0], variable
-    assert _cmake_set(text, "EXTENSION_DEPENDS") == ["NA"]
-    assert "find_package(Slicer REQUIRED)" in text
-    assert "include(${Slicer_USE_FILE})" in text
-    assert f"add_subdirectory({MODULE_DIR.name})" in text
-    assert "include(${Slicer_EXTENSION_CPACK})" in text
-
-
-def test_catalog_entry_validates_against_slicer_schema():
-    schema = json.loads(CATALOG_SCHEMA.read_text(encoding="utf-8"))
-    entry = json.loads(CATALOG_ENTRY.read_text(encoding="utf-8"))
-    jsonschema.Draft7Validator.check_schema(schema)
-    jsonschema.validate(entry, schema)
-    assert entry["$schema"].split("/")[-1].rstrip("#") == CATALOG_SCHEMA.name
-    # The schema is strict (additionalProperties: false): a misspelt key is caught.
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**entry, "scm_revison": "main"}, schema)
-
-
-def test_catalog_entry_meets_the_index_checker_rules():
-    """The rules of ExtensionsIndex's scripts/check_description_files.py that can be checked offline."""
-    entry = json.loads(CATALOG_ENTRY.read_text(encoding="utf-8"))
-    top = _cmake_text(EXTENSION_DIR / "CMakeLists.txt")
-    project = re.search(r"project\s*\(\s*([^\s)]+)", top, flags=re.IGNORECASE).group(1)
-    assert CATALOG_ENTRY.stem == project  # JSON file name = CMake project() name
-    assert entry["category"] in ACCEPTED_CATEGORIES_SUBSET
-    assert entry["category"] == _cmake_set(top, "EXTENSION_CATEGORY")[0]
-    assert entry["scm_url"].startswith("https://")
-    assert (REPO_ROOT / "LICENSE").is_file()
-    assert "Apache License" in (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")[:400]
-
-    owner_repo = entry["scm_url"].removeprefix("https://github.com/").removesuffix(".git")
-    assert _cmake_set(top, "EXTENSION_HOMEPAGE")[0].startswith(f"https://github.com/{owner_repo}/")
-    image_urls = _cmake_set(top, "EXTENSION_ICONURL") + _cmake_set(top, "EXTENSION_SCREENSHOTURLS")[0].split()
-    for url in image_urls:
-        match = RAW_URL_PREFIX.match(url)
-        assert match, f"{url} is not a raw GitHub URL"
-        assert f"{match['owner']}/{match['repo']}" == owner_repo
-        assert match["ref"] == entry["scm_revision"]
-        local = REPO_ROOT / url[match.end():]
-        assert local.is_file(), f"{url} names {local}, which is not in the repository"
-        assert Image.open(local).format == "PNG"
-
-
 def test_slicer_requirements_follow_pyproject_without_qt_torch_or_bundled_packages():
     sys.path.insert(0, str(MODULE_DIR))
     try:
@@ -179,29 +164,42 @@ def test_slicer_requirements_follow_pyproject_without_qt_torch_or_bundled_packag
     assert "onnxruntime" in slicer
 
 
-def test_cmake_copies_the_shared_form_and_core_into_the_module(tmp_path):
-    """Configure the extension with real CMake against a STAND-IN Slicer SDK (cmake_standin/): the
-    stand-in only defines the Slicer variables/macros; the copy steps under test are the extension's own."""
+def test_cmake_configures_the_generated_tree_with_every_file_listed(generated: Path, tmp_path: Path):
+    """Real CMake against a STAND-IN Slicer SDK (cmake_standin/: Slicer's variables, and a macro that
+    fails on a listed file that does not exist and records what it was given)."""
     cmake = shutil.which("cmake")
     if cmake is None or shutil.which("c++") is None:
         pytest.skip("cmake or a C++ compiler (which project() probes for) is not installed")
     build = tmp_path / "build"
-    run = subprocess.run(
-        [cmake, "-S", str(EXTENSION_DIR), "-B", str(build),
-         f"-DSlicer_DIR={Path(__file__).parent / 'cmake_standin'}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    run = subprocess.run([cmake, "-S", str(generated), "-B", str(build),
+                          f"-DSlicer_DIR={Path(__file__).parent / 'cmake_standin'}"],
+                         capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout + run.stderr
-    module_output = build / "lib" / "Slicer-standin" / "qt-scripted-modules"
-    copied_form = module_output / "Resources" / "UI" / PANEL_FORM.name
-    assert copied_form.read_bytes() == PANEL_FORM.read_bytes()
-    assert (module_output / "radassist" / "__init__.py").is_file()
-    assert (module_output / "radassist" / "pipeline" / "read.py").is_file()
-    assert not (module_output / "radassist" / "gui").exists()  # no PySide6 code inside Slicer
-    assert not (module_output / "radassist" / "training").exists()  # no torch code inside Slicer
-    assert (module_output / "resources").is_dir()
-    # What the stand-in macro received is exactly the module's lists (it checks each file exists).
-    scripts, resources = _module_lists()
-    received = json.loads((build / "RadAssistModule" / "standin-scripted-module.json").read_text())
-    assert received == {"name": "RadAssistModule", "scripts": scripts, "resources": resources,
-                        "generic_tests": True}
+    recorded = json.loads((build / "RadAssistModule" / "standin-scripted-module.json").read_text(encoding="utf-8"))
+    module = generated / "RadAssistModule"
+    on_disk = {p.relative_to(module).as_posix() for p in module.rglob("*") if p.is_file() and p.name != "CMakeLists.txt"}
+    assert recorded["name"] == "RadAssistModule" and recorded["generic_tests"] is True
+    assert set(recorded["scripts"]) | set(recorded["resources"]) == on_disk
+
+
+def test_slicer_package_python_extension_packages_it(generated: Path, tmp_path: Path):
+    """Slicer's Utilities/Scripts/package_python_extension.py (needs a Slicer source checkout and CMake >= 3.31)."""
+    slicer_source = os.environ.get("RADASSIST_SLICER_SOURCE")
+    cmake = os.environ.get("RADASSIST_CMAKE") or shutil.which("cmake")
+    script = Path(slicer_source or "/nonexistent") / "Utilities" / "Scripts" / "package_python_extension.py"
+    if not script.is_file() or cmake is None:
+        pytest.skip("set RADASSIST_SLICER_SOURCE to a Slicer checkout with Utilities/Scripts/package_python_extension.py")
+    source = tmp_path / "SlicerRadAssist"
+    shutil.copytree(generated, source)
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "gen"]):
+        subprocess.run(["git", *command], cwd=source, check=True, capture_output=True)
+    out = tmp_path / "packages"
+    run = subprocess.run([sys.executable, str(script), "--ext-src", str(source), "--slicer-src", slicer_source,
+                          "--cmake", cmake, "--output-dir", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    (package,) = out.glob("*RadAssist*.tar.gz")
+    names = tarfile.open(package).getnames()
+    for wanted in ("qt-scripted-modules/RadAssistModule.py", "qt-scripted-modules/Resources/UI/radassist_panel.ui",
+                   "qt-scripted-modules/radassist/_data/models/cxr_classifier.onnx",
+                   "qt-scripted-modules/radassist/pipeline/read.py", "RadAssist.s4ext"):
+        assert any(name.endswith(wanted) or f"/{wanted}" in name for name in names), wanted

@@ -332,11 +332,13 @@ def decisionText(finding):
 
 
 def ensureRuntime():
-    """True when the RadAssist core and its packages can be imported in Slicer's Python.
+    """True when the RadAssist core and its packages, at the versions it needs, are in Slicer's Python.
 
-    On first use the missing packages are installed with slicer.util.pip_install, after the user
-    agrees, from the offline wheelhouse if one is configured or found (see RadAssistModuleLib/
-    Dependencies.py), else from PyPI. In Slicer's testing mode the confirmation is skipped (True).
+    A package that is missing or outside its bounds in Resources/requirements.txt (e.g. the pydicom 2.4
+    of Slicer 5.8/5.10 for pydicom>=3.0,<4) is installed after the user agrees: from the offline
+    wheelhouse if one is configured or found (RadAssistModuleLib/Dependencies.py), else with Slicer's
+    own slicer.pydeps.pip_ensure where this Slicer has it, else slicer.util.pip_install. Never in
+    Slicer's testing mode: a test run must not change Slicer's Python, so it fails with the list.
     """
     moduleDirectory = os.path.dirname(os.path.abspath(__file__))
     if Dependencies.makeCoreImportable(moduleDirectory) is None:
@@ -345,10 +347,14 @@ def ensureRuntime():
             " Reinstall the RadAssist extension."
         )
         return False
-    requirements = Dependencies.readRequirements(os.path.join(moduleDirectory, "Resources", "requirements.txt"))
-    missing = Dependencies.missingRequirements(requirements)
-    if not missing:
+    requirementsPath = os.path.join(moduleDirectory, "Resources", "requirements.txt")
+    unmet = Dependencies.unmetRequirements(Dependencies.readRequirements(requirementsPath))
+    if not unmet:
         return True
+    listed = "\n  ".join(Dependencies.describeUnmet(unmet))
+    if slicer.app.testingEnabled():
+        logging.error("RadAssist needs these Python packages; testing mode installs nothing:\n  %s", listed)
+        return False
     try:
         wheelhouse = Dependencies.findWheelhouse(
             moduleDirectory, settingValue=slicer.util.settingsValue(Dependencies.WHEELHOUSE_SETTING_KEY, "")
@@ -359,21 +365,30 @@ def ensureRuntime():
     source = f"the offline wheelhouse {wheelhouse}" if wheelhouse else "the Python Package Index (internet)"
     question = (
         "RadAssist needs these Python packages in Slicer's Python:\n\n  "
-        + "\n  ".join(missing)
+        + listed
         + f"\n\nInstall them now from {source}? This can take a few minutes."
     )
     if not slicer.util.confirmOkCancelDisplay(question, windowTitle="RadAssist: install packages"):
         return False
     slicer.app.setOverrideCursor(qt.Qt.WaitCursor)
     try:
-        slicer.util.pip_install(Dependencies.pipInstallArguments(missing, wheelhouse))
+        manager = Dependencies.slicerPackageManager(slicer)
+        if wheelhouse is None and manager is not None:
+            manager.pip_ensure(manager.load_requirements(requirementsPath), requester="RadAssist")
+        else:
+            slicer.util.pip_install(Dependencies.pipInstallArguments(unmet, wheelhouse))
     except Exception as exc:  # noqa: BLE001 - pip fails in many ways; the user must see each of them
-        logging.exception("pip_install failed")
+        logging.exception("installing RadAssist's packages failed")
         slicer.util.errorDisplay(f"Installing RadAssist's packages failed:\n\n{exc}")
         return False
     finally:
         slicer.app.restoreOverrideCursor()
     importlib.invalidate_caches()  # let this running Python see the packages pip just added
+    stillUnmet = Dependencies.unmetRequirements(unmet)
+    if stillUnmet:
+        slicer.util.errorDisplay("After installing, these packages are still missing or at the wrong version "
+                                 "(restart Slicer and try again):\n\n  " + "\n  ".join(Dependencies.describeUnmet(stillUnmet)))
+        return False
     return True
 
 

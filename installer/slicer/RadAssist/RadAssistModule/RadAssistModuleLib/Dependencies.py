@@ -58,22 +58,97 @@ def readRequirements(path: str | os.PathLike[str]) -> list[str]:
     return lines
 
 
-def isDistributionInstalled(name: str) -> bool:
+def installedVersion(name: str) -> str | None:
+    """The installed version of a distribution in this Python, or None."""
     try:
-        importlib.metadata.version(name)
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return False
+        return None
+
+
+_SPECIFIER = re.compile(r"\s*(==|!=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.+!-]*)\s*")
+_PYTHON_MARKER = re.compile(r"""^\s*python_version\s*(==|!=|<=|>=|<|>)\s*['"]([0-9.]+)['"]\s*$""")
+_COMPARE: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b,
+}
+
+
+def releaseNumbers(version: str, length: int = 4) -> tuple[int, ...]:
+    """The numeric release part of a version, padded: '2.4.0rc1' -> (2, 4, 0, 0), '3' -> (3, 0, 0, 0).
+
+    Stdlib only (Slicer's Python may lack `packaging` before the first install). Pre-releases compare
+    like their release, which is enough for the minimum/maximum bounds of requirements.txt.
+    """
+    numbers = []
+    for part in version.split("+")[0].split("."):
+        digits = re.match(r"\d+", part)
+        if not digits:
+            break
+        numbers.append(int(digits.group(0)))
+    return tuple(numbers + [0] * (length - len(numbers)))[:length] if numbers else (0,) * length
+
+
+def versionSatisfies(version: str, specifiers: str) -> bool:
+    """Whether `version` meets every comma-separated specifier ('>=3.0,<4'); '' always does."""
+    for specifier in filter(None, (s.strip() for s in specifiers.split(","))):
+        match = _SPECIFIER.fullmatch(specifier)
+        if not match:
+            raise ValueError(f"unsupported version specifier {specifier!r}")
+        operator, bound = match.groups()
+        if not _COMPARE[operator](releaseNumbers(version), releaseNumbers(bound)):
+            return False
     return True
 
 
-def missingRequirements(
-    requirements: Iterable[str], isInstalled: Callable[[str], bool] = isDistributionInstalled
-) -> list[str]:
-    """The requirement lines whose distribution is not installed in this Python.
+def appliesToThisPython(requirement: str, pythonVersion: tuple[int, int] = sys.version_info[:2]) -> bool:
+    """A requirement's environment marker, for the only kind requirements.txt uses (python_version)."""
+    if ";" not in requirement:
+        return True
+    marker = requirement.split(";", 1)[1]
+    match = _PYTHON_MARKER.fullmatch(marker)
+    if not match:
+        return True  # a marker this check cannot read: treat as needed, pip decides when installing
+    operator, bound = match.groups()
+    return _COMPARE[operator](releaseNumbers(".".join(map(str, pythonVersion))), releaseNumbers(bound))
 
-    Presence only: version specifiers are left to pip, which sees them when it installs.
-    """
-    return [req for req in requirements if not isInstalled(distributionName(req))]
+
+def unmetRequirements(
+    requirements: Iterable[str], versionOf: Callable[[str], str | None] = installedVersion
+) -> list[str]:
+    """The requirement lines this Python does not satisfy: the distribution is missing, or its installed
+    version is outside the line's bounds (e.g. Slicer 5.8's pydicom 2.4 for 'pydicom>=3.0,<4')."""
+    unmet = []
+    for requirement in requirements:
+        if not appliesToThisPython(requirement):
+            continue
+        name = distributionName(requirement)
+        specifiers = requirement.split(";", 1)[0][len(name):].strip()
+        specifiers = re.sub(r"^\[[^\]]*\]", "", specifiers).strip()  # extras are not versions
+        version = versionOf(name)
+        if version is None or not versionSatisfies(version, specifiers):
+            unmet.append(requirement)
+    return unmet
+
+
+def describeUnmet(requirements: Iterable[str], versionOf: Callable[[str], str | None] = installedVersion) -> list[str]:
+    """'pydicom>=3.0,<4 (2.4.4 installed)' / '... (not installed)', for the messages the user sees."""
+    described = []
+    for requirement in requirements:
+        version = versionOf(distributionName(requirement))
+        described.append(f"{requirement} ({version + ' installed' if version else 'not installed'})")
+    return described
+
+
+def slicerPackageManager(slicerModule: object) -> object | None:
+    """Slicer's own version-aware package manager when this Slicer has one: slicer.pydeps (Slicer 5.11+,
+    pip_ensure + load_requirements; the issue called it slicer.packaging), else None (then
+    slicer.util.pip_install with the check above)."""
+    for moduleName in ("pydeps", "packaging"):
+        manager = getattr(slicerModule, moduleName, None)
+        if callable(getattr(manager, "pip_ensure", None)) and callable(getattr(manager, "load_requirements", None)):
+            return manager
+    return None
 
 
 def _containsWheels(folder: Path) -> bool:
@@ -131,9 +206,9 @@ def findSourceCheckout(moduleDirectory: str | os.PathLike[str]) -> Path | None:
 def findCore(moduleDirectory: str | os.PathLike[str]) -> Path | None:
     """The folder to put on sys.path so ``import radassist`` finds the core.
 
-    A built extension carries the core beside the module (CMake copies it there, with models/ and
-    resources/, so ``radassist.paths.install_root()`` finds them); a module loaded straight from
-    a source checkout uses the checkout.
+    A built extension carries the core beside the module (installer/slicer/make_extension_repository.py
+    puts it there, with models/, ui/ and resources/ in radassist/_data where ``radassist.paths``
+    finds them, as in a wheel); a module loaded straight from a source checkout uses the checkout.
     """
     moduleDirectory = Path(moduleDirectory).resolve()
     if _holdsCore(moduleDirectory):
