@@ -348,3 +348,31 @@ def test_deidentified_files_still_pass_dciodvfy(phi_export):
     for path in files:
         errors, _ = dciodvfy(path)
         assert not errors, f"{path.name}: {errors}"
+
+
+def test_typed_finding_names_and_region_labels_are_scrubbed_before_the_store(tmp_path: Path, data_dir: Path,
+                                                                            shared_data: Path):
+    """'Add finding' and region labels are typed by the radiologist: names in them never reach the store."""
+    from radassist.feedback import FeedbackSession
+
+    source = tmp_path / "typed.dcm"
+    plant_phi(shared_data / CR_DICOM, source, Planter("T"))
+    radiograph = read_image(source)
+    store_path = tmp_path / "typed.sqlite"
+    with EventStore(store_path) as store:
+        session = FeedbackSession(store, reader_id="reader-typed")
+        session.open_study(radiograph)
+        session.add_finding("nodule_per_john_qzx_smith", "Nodule per John Qzx Smith")
+        session.add_finding("mass_phipatientsurname", f"Mass {PATIENT_FAMILY}")  # the header's name, untitled
+        square = {"kind": "polygon", "points": [[10, 10], [60, 10], [60, 60]]}
+        region = session.draw_region("Lesion seen by Jane Qzxdoe", square)
+        session.change_region(region, label="Recheck, discussed with Peter Qzxpeter")
+        state = session.state()
+        session.close()
+    labels = sorted(state.findings)
+    assert labels == ["mass_name", "nodule_per_name"]
+    assert {f.display_name for f in state.findings.values()} == {"Nodule per [NAME]", "Mass [NAME]"}
+    assert state.regions[region].label == "Recheck, discussed with [NAME]"
+    store_files = [p for p in store_path.parent.glob(store_path.name + "*") if p.is_file()]
+    typed = {word: "typed label" for word in ("John", "Qzx", "Smith", "Jane", "Qzxdoe", "Qzxpeter", PATIENT_FAMILY)}
+    assert not find_needles(store_files, typed)

@@ -76,3 +76,29 @@ def scrub_text(text: str, *, names: Iterable[str] = (), identifiers: Iterable[st
     for pattern, placeholder in _PATTERNS:
         text = pattern.sub(placeholder, text)
     return _UNTITLED_NAME.sub(lambda match: match.group(1) + NAME, text)
+
+
+_SLUG_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+
+def slug(text: str) -> str:
+    """'Nodule per [NAME]' -> 'nodule_per_name': the label form the viewer makes of a typed finding name."""
+    return _SLUG_SEPARATORS.sub("_", text.lower()).strip("_")
+
+
+def scrub_typed_label(label: str, display_name: str | None = None, *, names: Iterable[str] = (),
+                      identifiers: Iterable[str] = ()) -> tuple[str, str]:
+    """(label, display name) the radiologist typed (an added finding, a region label), identifiers removed.
+
+    The display name is scrubbed as text: as typed, its capitals let untitled names be found. The label
+    is often a slug of it ('nodule_per_john_smith'), scrubbed as words; when either lost something, a slug
+    label is rebuilt from the scrubbed text, so the label never keeps what the display name lost.
+    """
+    shown = display_name if display_name is not None else label
+    clean_shown = scrub_text(shown, names=names, identifiers=identifiers)
+    words = label.replace("_", " ")
+    clean_words = scrub_text(words, names=names, identifiers=identifiers)
+    if clean_shown == shown and clean_words == words:
+        return label, shown
+    source = clean_shown if clean_shown != shown else clean_words
+    return (slug(source) if label == slug(label) else source), clean_shown

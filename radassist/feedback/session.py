@@ -28,7 +28,7 @@ from radassist.feedback.events import (
 )
 from radassist.feedback.identity import image_key_for
 from radassist.feedback.regions import clipped_geometry
-from radassist.feedback.scrub import name_tokens, scrub_text
+from radassist.feedback.scrub import name_tokens, scrub_text, scrub_typed_label
 from radassist.feedback.state import SessionState, replay
 from radassist.feedback.store import EventStore
 from radassist.io.image import ImageMetadata, Radiograph
@@ -105,13 +105,14 @@ class FeedbackSession:
         """A finding the radiologist sees that the AI did not call (any label, also one the model lacks)."""
         if not label or not label.strip():
             raise InputRefused("an added finding needs a label")
-        return self._record(EventType.FINDING_ADDED, {"label": label.strip(), "display_name": display_name or label})
+        label, shown = self._scrub_typed(label.strip(), display_name)  # typed text: no names into the store
+        return self._record(EventType.FINDING_ADDED, {"label": label, "display_name": shown})
 
     def draw_region(self, label: str, geometry: dict[str, Any]) -> str:
         """Outline a region (geometry in image pixels, see events.check_geometry; clipped to the image);
         returns its region id."""
         region_id = uuid.uuid4().hex[:12]
-        self._record(EventType.REGION_DRAWN, {"region_id": region_id, "label": label,
+        self._record(EventType.REGION_DRAWN, {"region_id": region_id, "label": self._scrub_typed(label)[0],
                                               "geometry": self._clipped(geometry)})
         return region_id
 
@@ -121,7 +122,7 @@ class FeedbackSession:
         if current is None:
             raise InputRefused(f"there is no region {region_id} in this session")
         return self._record(EventType.REGION_CHANGED, {
-            "region_id": region_id, "label": label or current.label,
+            "region_id": region_id, "label": self._scrub_typed(label)[0] if label else current.label,
             "geometry": self._clipped(geometry) if geometry else current.geometry})
 
     def correct_measurement(self, kind: str, before: dict[str, Any], after: dict[str, Any]) -> Event:
@@ -217,6 +218,9 @@ class FeedbackSession:
 
     def _scrub(self, text: str) -> str:
         return scrub_text(text, names=self._names, identifiers=self._identifiers)
+
+    def _scrub_typed(self, label: str, display_name: str | None = None) -> tuple[str, str]:
+        return scrub_typed_label(label, display_name, names=self._names, identifiers=self._identifiers)
 
     def _clipped(self, geometry: dict[str, Any]) -> dict[str, Any]:
         check_geometry(geometry)
