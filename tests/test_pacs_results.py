@@ -222,3 +222,14 @@ def test_signed_reading_sr_is_final_with_the_reader_and_passes_dciodvfy(chest_re
         dump = subprocess.run(["dsrdump", str(path)], capture_output=True, text=True, timeout=60).stdout
         assert '"Person Observer Name")="Reader^Test' in dump
         assert dump.count("Tracking Identifier\")=\"Reader ") == len(result.findings)
+
+
+def test_listen_refuses_a_port_in_use_with_one_line(capsys, data_dir, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code = cli_main(["listen", "--port", str(busy.getsockname()[1]), "--spool", str(tmp_path / "spool")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot listen on 127.0.0.1:" in err[0]

@@ -30,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", help="address to listen on (default 127.0.0.1; 0.0.0.0 = every interface)")
     parser.add_argument("--allow", nargs="+", metavar="AET", help="accept only these calling AE titles")
     parser.add_argument("--spool", type=Path, help="spool and worklist folder (default: <user data>/pacs)")
-    parser.add_argument("--results-to", metavar="AET@HOST:PORT", help="C-STORE the SR and overlay to this peer")
-    parser.add_argument("--results-to-dicomweb", metavar="URL", help="STOW-RS the SR and overlay to this server")
-    parser.add_argument("--no-overlay", action="store_true", help="send the SR only, not the overlay capture")
+    parser.add_argument("--results-to", metavar="AET@HOST:PORT", help="C-STORE the results (SR, presentation state, overlay capture) to this peer")
+    parser.add_argument("--results-to-dicomweb", metavar="URL", help="STOW-RS the results to this server")
+    parser.add_argument("--no-overlay", action="store_true", help="send the SR only (no presentation state or overlay capture)")
 
 
 def run(args: argparse.Namespace) -> int:
