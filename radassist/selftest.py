@@ -13,6 +13,7 @@ the run with `radassist: error: selftest failed: <step>: <reason>` and exit code
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import socket
 import sys
@@ -109,9 +110,10 @@ NETWORK_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
 def refuse_sockets() -> Iterator[list[str]]:
     """Make every use of the network raise; yield the list of attempts (a swallowed one still counts).
 
-    Use means resolving a host name, or connecting, binding or sending on an IPv4/IPv6 socket. Creating
-    a socket is not use: urllib3 (imported with pydicom when `requests` is installed) creates an IPv6
-    socket at import time only to ask whether the OS supports IPv6, and closes it unused. Local AF_UNIX
+    Use means resolving a host name, connecting or sending on an IPv4/IPv6 socket, or binding one to a
+    non-loopback address. Creating a socket, or binding it to loopback, is not: urllib3 (imported with
+    pydicom when `requests` is installed) creates an IPv6 socket at import time and binds it to ('::1', 0)
+    only to ask whether the OS supports IPv6, then closes it. Local AF_UNIX
     sockets are not the network. Covers Python-level sockets (urllib, http.client, requests, asyncio);
     native libraries that open sockets in C are outside its view (a read under `unshare -n` covers
     those: tests/test_no_telemetry.py).
@@ -137,7 +139,8 @@ def refuse_sockets() -> Iterator[list[str]]:
             return super().connect_ex(address)
 
         def bind(self, address):  # type: ignore[override]
-            self._check("bind", address)
+            if not _is_loopback(address):  # urllib3's IPv6 probe binds ('::1', 0): nothing leaves the host
+                self._check("bind", address)
             return super().bind(address)
 
         def sendto(self, data, *flags_and_address):  # type: ignore[override]
@@ -154,10 +157,18 @@ def refuse_sockets() -> Iterator[list[str]]:
         socket.socket, socket.getaddrinfo = original_socket, original_getaddrinfo  # type: ignore[misc]
 
 
+def _is_loopback(address: object) -> bool:
+    host = address[0] if isinstance(address, tuple) and address else None
+    try:
+        return isinstance(host, str) and ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def _no_network(attempts: list[str]) -> str:
     if attempts:
         raise NetworkAttempted(f"{len(attempts)} network use(s): {'; '.join(attempts[:3])}")
-    return "no network use (name lookup, connect, bind, send)"
+    return "no network use (name lookup, connect, send, non-loopback bind)"
 
 
 def read_only_folders() -> list[Path]:

@@ -59,7 +59,7 @@ def test_selftest_reads_every_bundled_sample_and_shows_one_in_the_viewer(passed_
     for name in samples:
         assert "report" in steps[f"read {name}"] and "impression:" in steps[f"read {name}"]
     assert "same probabilities as the core read" in steps["viewer"]
-    assert steps["no network"] == "no network use (name lookup, connect, bind, send)"
+    assert steps["no network"] == "no network use (name lookup, connect, send, non-loopback bind)"
     assert result.stdout.splitlines()[-1].startswith("selftest passed in ")
     # user data went to the platform's folder (Linux: XDG data home); the viewer's layout and the
     # feedback store were not touched by the self-test
@@ -135,9 +135,15 @@ def test_network_use_is_refused_and_remembered_while_guarded():
 
 
 def test_a_socket_created_and_closed_unused_is_not_network_use():
-    """urllib3's import-time IPv6 probe (socket(AF_INET6) then close) and local AF_UNIX pairs are allowed."""
+    """urllib3's import-time IPv6 probe (socket(AF_INET6), bind(('::1', 0)), close) and local AF_UNIX pairs
+    are allowed; binding to a non-loopback address is counted."""
     with selftest.refuse_sockets() as attempts:
-        socket.socket(socket.AF_INET6).close()
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+        with pytest.raises(selftest.NetworkAttempted):
+            socket.socket(socket.AF_INET).bind(("0.0.0.0", 0))
+        assert len(attempts) == 1 and "bind(family=" in attempts.pop()
         left, right = socket.socketpair(socket.AF_UNIX)
         left.sendall(b"x")
         assert right.recv(1) == b"x"
