@@ -4,17 +4,16 @@ placed the film inside the validated domain, and how far a lung finding spreads 
 Each answer is None (or "not inside") when the read does not say: the report then leaves out what depends on it
 (age-restricted diagnoses, the normal statement, spread-restricted patterns) instead of guessing.
 
-The domain verdict is read from `QAVerdict.checks["domain"]`: either a bool (True = inside the validated domain)
-or a mapping {"inside": bool, "notice": str, "age_group": "adult" | "pediatric" (optional)}. A read without a
-domain verdict is inside when QA accepted it and measured its embedding distance within the card's threshold
-(the only domain measure such a read has).
+The domain verdict is QA's (`QAVerdict.domain`: inside, notice, age group from the header or the chest check's
+estimate). A read without one is inside when QA accepted it and measured its embedding distance within the card's
+threshold (the only domain measure such a read has).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -31,34 +30,32 @@ BOTH_LUNGS_FROM = 0.25  # each lung holds at least this share: bilateral; in bet
 @dataclass(frozen=True)
 class DomainVerdict:
     inside: bool
-    notice: str  # why not inside, for the report ("" when inside)
+    notice: str  # why not inside, one sentence for the report ("" when inside)
 
 
 def age_group_of(result: ReadResult) -> AgeGroup | None:
-    """Pediatric under 18 years, from the DICOM age; else the domain check's age group; else None."""
+    """Pediatric under 18 years, from the DICOM age; else the domain verdict's age group (the chest check's
+    estimate); else None."""
     age = result.meta.patient_age_years
     if age is not None:
         return AgeGroup.PEDIATRIC if age < ADULT_FROM_YEARS else AgeGroup.ADULT
-    domain = result.qa.checks.get("domain")
-    if isinstance(domain, Mapping) and domain.get("age_group") in {g.value for g in AgeGroup}:
-        return AgeGroup(domain["age_group"])
-    return None
+    domain = getattr(result.qa, "domain", None)
+    group = getattr(domain, "age_group", None)
+    return AgeGroup(group.value if isinstance(group, Enum) else group) if group else None
 
 
 def domain_of(qa: QAVerdict) -> DomainVerdict:
     if not qa.accepted:
-        return DomainVerdict(False, qa.reason)
-    domain = qa.checks.get("domain")
-    if isinstance(domain, bool):
-        return DomainVerdict(domain, "" if domain else "outside validated use")
-    if isinstance(domain, Mapping):
-        inside = bool(domain.get("inside", False))
-        return DomainVerdict(inside, "" if inside else str(domain.get("notice") or "outside validated use"))
+        return DomainVerdict(False, f"Not read: {qa.reason}.")
+    domain = getattr(qa, "domain", None)
+    if domain is not None:
+        return DomainVerdict(bool(domain.inside), "" if domain.inside else domain.notice)
     distance, limit = qa.checks.get("embedding_distance"), qa.checks.get("embedding_threshold")
     if distance is None or limit is None:
-        return DomainVerdict(False, "no domain check was made")
+        return DomainVerdict(False, "Outside validated use: no domain check was made.")
     if float(distance) > float(limit):
-        return DomainVerdict(False, f"embedding distance {float(distance):.2f} > {float(limit):.2f}")
+        return DomainVerdict(False, "Outside validated use: the image is unlike the films the model was trained on "
+                                    f"(embedding distance {float(distance):.2f} > {float(limit):.2f}).")
     return DomainVerdict(True, "")
 
 
