@@ -185,7 +185,7 @@ def draft_report(result: ReadResult, *, templates: ReportTemplates | None = None
     for item in by_strength:  # the most certain finding is said first, as a radiologist would
         if item.section is not None:
             covered.add(item.section)
-        writer.finding_sentences(item, result)
+        writer.finding_sentences(item)
     enlarged = False
     for kind, measurement in measured.items():
         template = templates.measurements[kind.value]
@@ -309,7 +309,7 @@ class _Writer:
                           key=lambda s: parts.index(s.anatomy) if s.anatomy is not None else -1)
         return findings + [s for s in self.sentences if s.section == IMPRESSION]
 
-    def finding_sentences(self, item: _Spoken, result: ReadResult) -> None:
+    def finding_sentences(self, item: _Spoken) -> None:
         finding, band, node = item.finding, item.band, item.node
         texts = self.templates.sentences_for(finding.label, band.name)
         for section in (FINDINGS, IMPRESSION):
