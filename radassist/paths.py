@@ -75,10 +75,14 @@ def user_data_dir() -> Path:
 
 
 def user_log_dir() -> Path:
-    """Where the viewer keeps its rotating log (RADASSIST_LOG_DIR overrides; not created here)."""
+    """Where the viewer keeps its rotating log (not created here): RADASSIST_LOG_DIR, else logs/ in
+    RADASSIST_DATA_DIR when that is set (a site's or a test's own folder), else the platform's log folder."""
     override = os.environ.get("RADASSIST_LOG_DIR")
     if override:
         return Path(override)
+    data_override = os.environ.get("RADASSIST_DATA_DIR")
+    if data_override:
+        return Path(data_override) / "logs"
     from platformdirs import user_log_dir as platform_user_log_dir
 
     return Path(platform_user_log_dir(APP_NAME, appauthor=False))

@@ -116,3 +116,14 @@ def test_view_command_opens_the_viewer_log(tmp_path: Path):
                  env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "logs" / logs.VIEWER_LOG_NAME).is_file()
+
+
+def test_viewer_log_follows_the_data_folder_override(tmp_path: Path, monkeypatch):
+    from radassist.paths import user_log_dir
+
+    monkeypatch.delenv("RADASSIST_LOG_DIR", raising=False)
+    monkeypatch.setenv("RADASSIST_DATA_DIR", str(tmp_path / "site"))
+    assert user_log_dir() == tmp_path / "site" / "logs"
+    monkeypatch.delenv("RADASSIST_DATA_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert user_log_dir() == tmp_path / "state" / "RadAssist" / "log"
