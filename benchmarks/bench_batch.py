@@ -9,7 +9,7 @@ printed beside each run: on a shared machine it explains more than anything else
 Images: the first N PNGs of ../shared/data/pediatric_pneumonia and covid_hannover, copied into a temporary
 folder (the batch reads only files inside its source folder; nothing is copied into the repo).
 Run: .venv/bin/python benchmarks/bench_batch.py [--images N] [--skip-ray]
-The Ray cluster processes are started with `ray start --block` and stopped by their own process ids.
+The simulated cluster's nodes are started with `ray start --block` and stopped through their own process ids.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,61 +47,67 @@ def image_folder(count: int, root: Path) -> Path:
     return folder
 
 
-def run_batch(folder: Path, out: Path, workers: int, *engine_args: str) -> dict:
+def run_batch(folder: Path, out: Path, workers: int, *engine_args: str, env: dict | None = None) -> dict:
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run([str(BIN / "radassist"), "batch", str(folder), "--out", str(out), "--workers", str(workers),
-                           *engine_args], capture_output=True, text=True)
+                           *engine_args], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"batch failed ({proc.returncode}): {proc.stderr[-2000:]}")
     match = RATE.search(proc.stdout)
     line = proc.stdout.strip().splitlines()[0]
-    if not line.startswith(f"{len(list(folder.iterdir()))} images: {len(list(folder.iterdir()))} read"):
-        raise SystemExit(f"not every image was read: {line}")
+    if " 0 failed" not in line:
+        raise SystemExit(f"images failed: {line}")
     return {"seconds": round(seconds, 2), "steady_images_per_s": float(match.group(1)) if match else None,
+            "outcome": line.split(" in ")[0],
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
 class SimulatedCluster:
-    """A Ray head with no CPUs and `nodes` worker nodes of one CPU each, all on 127.0.0.1."""
+    """A Ray head with no CPUs and `nodes` worker nodes of one CPU each, all on this machine.
+
+    Ray 2.60's `ray start` turns token authentication on: the cluster gets a throw-away token made here,
+    passed (with usage statistics off) to every node and to the batch that joins it."""
 
     def __init__(self, nodes: int) -> None:
         self.nodes = nodes
         self.temp = Path(tempfile.mkdtemp(prefix="rb-"))  # short: Ray's socket paths must stay < 108 bytes
         self.processes: list[subprocess.Popen] = []
         self.address = f"127.0.0.1:{HEAD_PORT}"
+        self.env = {**QUIET_RAY, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
     def __enter__(self) -> SimulatedCluster:
         ray = str(BIN / "ray")
-        self._start([ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={HEAD_PORT}",
-                     "--num-cpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self.temp}"])
-        self._wait_for_cpus(0)
-        for _ in range(self.nodes):
-            self._start([ray, "start", "--block", f"--address={self.address}", "--node-ip-address=127.0.0.1",
-                         "--num-cpus=1", "--disable-usage-stats"])
-        self._wait_for_cpus(self.nodes)
+        try:
+            self._start("head", [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                                 f"--port={HEAD_PORT}", "--num-cpus=0", "--include-dashboard=false",
+                                 "--disable-usage-stats", f"--temp-dir={self.temp}"])
+            for node in range(self.nodes):
+                self._start(f"node{node}", [ray, "start", "--block", f"--address={self.address}",
+                                            "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+                                            f"--dashboard-agent-listen-port={52366 + node}"])
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
-    def _start(self, command: list[str]) -> None:
-        self.processes.append(subprocess.Popen(command, env=QUIET_RAY, stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL, start_new_session=True))
-
-    def _wait_for_cpus(self, cpus: int, timeout: float = 180) -> None:
-        probe = (f"import logging, ray; ray.init(address='{self.address}', logging_level=logging.ERROR); "
-                 "print(int(ray.cluster_resources().get('CPU', 0)))")
+    def _start(self, name: str, command: list[str], timeout: float = 600) -> None:
+        """Start one node and wait until it says it runs (its `ray start` prints that once it has joined)."""
+        log = self.temp / f"{name}.log"
+        with open(log, "w") as handle:
+            self.processes.append(subprocess.Popen(command, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                                                   start_new_session=True))
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=QUIET_RAY)
-            if proc.returncode == 0 and proc.stdout.split() and int(proc.stdout.split()[0]) >= cpus:
-                return
-            time.sleep(2)
-        raise SystemExit(f"the simulated cluster did not reach {cpus} CPUs")
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            if self.processes[-1].poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"ray {name} did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(1)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for process in reversed(self.processes):  # worker nodes first, the head last
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)  # `ray start --block` stops its own node on SIGTERM
+                process.terminate()  # `ray start --block` stops its node's processes on SIGTERM
                 try:
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
@@ -111,7 +118,7 @@ class SimulatedCluster:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=120)
+    parser.add_argument("--images", type=int, default=80)
     parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args()
     runs: dict[str, dict[int, dict]] = {}
@@ -124,7 +131,8 @@ def main() -> None:
             runs["ray (local instance)"] = {w: run_batch(folder, out / f"ray{w}", w, "--engine", "ray") for w in (1, 2)}
             with SimulatedCluster(nodes=2) as cluster:
                 runs["ray (head + 2 nodes)"] = {
-                    w: run_batch(folder, out / f"cluster{w}", w, "--engine", "ray", "--ray-address", cluster.address)
+                    w: run_batch(folder, out / f"cluster{w}", w, "--engine", "ray", "--ray-address", cluster.address,
+                                 env=cluster.env)
                     for w in (1, 2)}
     rows, results = [], {"images": count, "cpus": os.cpu_count()}
     for engine, by_workers in runs.items():
@@ -137,6 +145,7 @@ def main() -> None:
                          ratio_whole, f"{run['load_before']} -> {run['load_after']}"])
             results[f"{engine}|{workers}"] = {**run, "whole_images_per_s": round(count / run["seconds"], 2),
                                               "steady_vs_1_worker": ratio_steady, "whole_vs_1_worker": ratio_whole}
+    print(f"outcome of each run: {sorted({run['outcome'] for by in runs.values() for run in by.values()})}")
     print_table(f"batch: {count} images, radassist batch as a command ({os.cpu_count()} CPUs)",
                 ["engine", "workers", "seconds", "images/s whole", "images/s steady", "steady vs 1",
                  "whole vs 1", "load avg (1 min)"], rows)
