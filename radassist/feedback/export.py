@@ -410,7 +410,8 @@ def _manifest(summary: ExportSummary, store: EventStore, since: datetime | None,
         "conformance_repairs": dict(Counter(r for i in images for r in i.repairs)),
         "deidentification": f"DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (Table E.1-1, "
                             f"edition {EDITION}) with the Retain Longitudinal Temporal Information with Modified "
-                            "Dates Option; private attributes removed; UIDs replaced by keyed hashes",
+                            "Dates Option; private attributes removed; UIDs replaced by keyed hashes; fail-closed: "
+                            "every person name, date/time and free-text attribute the table does not list removed",
         "report_nlp": summary.nlp_status,
         "holdout_percent": HOLDOUT_PERCENT,
     }
@@ -463,12 +464,15 @@ shifted by a secret per-patient offset (1-10 years back; intervals kept); UIDs g
 replacements; PatientIdentityRemoved=YES and the method codes (DCM 113100, 113107) are set.
 Images flagged BurnedInAnnotation=YES are {'kept and flagged' if manifest['include_burned_in'] else 'left out'}.
 Conformance repairs of legacy files (pixels untouched): {json.dumps(manifest['conformance_repairs'])}.
-Report texts: names and ids found in the image header are removed, then dates, titled names, labelled
-names, long numbers and e-mail addresses.
+Report texts: names (every person name in the image header) and ids found in the header are removed,
+then dates, titled names, labelled names, capitalised names after a word that introduces a person
+("patient", "per", "discussed with", "called to", ...), long numbers and e-mail addresses. Finding names
+and region labels the reader typed went through the same scrubber before they were stored.
 
 ## Known limits
 - Pixels are not examined: burned-in text in an image that does not declare it is not found.
-- A name in a report that is neither in the image header nor preceded by a title or "name:" is not found.
+- A name in a report that is not in the image header and is neither titled, labelled ("name:") nor
+  introduced by a person word (e.g. "John was on the ward"), or is written in lower case, is not found.
 - Images that were not DICOM carry no patient identity: each is its own pseudonymous patient.
 - Reading times are relative (seconds to sign); no absolute event times are exported.
 """
