@@ -36,6 +36,8 @@ def regular_file(path: str | os.PathLike[str], what: str = "an image file") -> o
         status = os.stat(path)
     except OSError as exc:
         raise _refusal(path, exc) from None
+    except ValueError:  # a NUL byte in the path (a hostile MetaImage ElementDataFile, found by fuzzing)
+        raise _unusable_path(path) from None
     if not stat.S_ISREG(status.st_mode):
         kind = next((name for test, name in _KIND_BY_MODE if test(status.st_mode)), "not a regular file")
         raise InputRefused(f"{shown(path)} is {kind}, not {what}; RadAssist opens regular files only")
@@ -52,6 +54,8 @@ def read_head(path: str | os.PathLike[str], size: int) -> bytes:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         raise _refusal(path, exc) from None
+    except ValueError:
+        raise _unusable_path(path) from None
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # swapped after the stat
             raise InputRefused(f"{shown(path)} is not a regular file; RadAssist opens regular files only")
@@ -79,6 +83,12 @@ def _resolved(path: Path) -> Path:
         raise InputRefused(f"{shown(path)} is a symbolic link loop") from None
     except OSError as exc:
         raise _refusal(path, exc) from None
+    except ValueError:
+        raise _unusable_path(path) from None
+
+
+def _unusable_path(path: Path) -> InputRefused:
+    return InputRefused(f"{shown(path)} is not a usable path (it contains a NUL byte)")
 
 
 def _refusal(path: Path, exc: OSError) -> InputRefused:
