@@ -292,3 +292,25 @@ def test_invalid_turtle_is_a_model_error_and_is_not_cached(turtle: Path, data_di
     with pytest.raises(ModelError, match=r"the knowledge graph .*cxr\.ttl is not valid Turtle: "):
         load_knowledge_graph(turtle)
     assert cache_files(data_dir) == []
+
+
+@pytest.mark.parametrize("literal, value", [("ra:ageGroup", '"elderly"'), ("ra:distribution", '"patchy"'),
+                                            ("ra:reportSection", '"Abdomen"')])
+def test_a_vocabulary_literal_outside_its_enum_is_a_model_error_naming_the_node(turtle: Path, data_dir: Path,
+                                                                               literal: str, value: str):
+    turtle.write_text(turtle.read_text() + f"\nra:Pneumonia {literal} {value} .\n")  # Pneumonia has none of the three
+    unquoted = value.strip('"')
+    with pytest.raises(ModelError, match=rf"gives Pneumonia the value '{unquoted}'; expected one of"):
+        load_knowledge_graph(turtle)
+
+
+def test_v2_labels_speak_in_their_anatomy_parts(graph):
+    parts = {label: graph.report_section(graph.node_for_model_label(label).key)
+             for label in ("opacity", "pneumonia", "viral_pattern", "atelectasis", "edema", "nodule_mass", "effusion",
+                           "pneumothorax", "cardiomegaly")}
+    assert parts == {"opacity": "Lungs", "pneumonia": "Lungs", "viral_pattern": "Lungs", "atelectasis": "Lungs",
+                     "edema": "Lungs", "nodule_mass": "Lungs", "effusion": "Pleura", "pneumothorax": "Pleura",
+                     "cardiomegaly": "Heart and mediastinum"}
+    assert graph.node_for_model_label("abnormal").is_a("StudyVerdict")
+    assert graph.report_section("SupportDevice") == "Lines and tubes" and graph.report_section("Fracture") == "Bones"
+    assert graph.model_label_of("Nodule") == graph.model_label_of("Mass") == "nodule_mass"
