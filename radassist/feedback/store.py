@@ -112,7 +112,10 @@ def _retry(operation, deadline_s: float = BUSY_TIMEOUT_S):
             return operation()
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
+                # A full or read-only disk ("disk I/O error", "database or disk is full", "attempt to write a
+                # readonly database"): one clear line; the failed write is not stored, earlier events stay as they were.
+                raise InputRefused(f"the feedback store cannot be written ({exc}); is its disk full or "
+                                   "read-only?") from None
             if time.monotonic() > deadline:
                 raise InputRefused("the feedback store stayed locked by another program for too long") from None
             time.sleep(delay)
