@@ -45,8 +45,8 @@ def tiny_run(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     folder = _pediatric_slice(shared_data, root / "pediatric_pneumonia")
     config = TrainConfig(data=[folder], out_dir=root / "model", cache_dir=root / "cache", size=64, epochs=1,
-                         batch_size=6, validation_fraction=0.34, workers=1, threads=2, monitor_every=1,
-                         command="pytest tiny run")
+                         batch_size=6, validation_fraction=0.3, calibration_fraction=0.3, workers=1, threads=2,
+                         monitor_every=1, salient_refresh_epoch=1, command="pytest tiny run")
     return train(config), root
 
 
@@ -55,7 +55,8 @@ def test_tiny_run_exports_an_onnx_that_matches_torch_and_its_card(tiny_run):
     card = json.loads(result.card_path.read_text())
     assert card["sha256"] == sha256_of(result.onnx_path)
     assert [label["id"] for label in card["labels"]] == list(LABELS)
-    assert card["labels"][1]["conditional_on"] == "pneumonia"
+    assert {label["id"]: label["conditional_on"] for label in card["labels"]}["viral_pattern"] == "pneumonia"
+    assert all(label["calibration"]["method"] == "platt" for label in card["labels"])
     assert max(card["metrics"]["onnx_vs_torch_max_abs_diff"].values()) < 1e-4
     assert card["preprocessing"]["size"] == 64 and card["intended_use"] == "research use, not a medical device"
     assert len(card["ood"]["mean"]) == len(card["ood"]["scale"]) and card["ood"]["threshold"] > 0
@@ -83,8 +84,9 @@ def test_rewriting_head_initializers_changes_logits_cam_and_probabilities(tiny_r
 
     result, _ = tiny_run
     model = onnx.load(str(result.onnx_path))
-    new = {"head.weight": None, "head.bias": np.array([0.5, -1.0, 2.0], np.float32),
-           "temperature": np.array([2.0, 2.0, 2.0], np.float32)}
+    count = len(LABELS)
+    new = {"head.weight": None, "head.bias": np.linspace(-1.0, 2.0, count).astype(np.float32),
+           "temperature": np.full(count, 2.0, np.float32)}
     for init in model.graph.initializer:
         if init.name in new:
             value = new[init.name]
@@ -108,7 +110,7 @@ def test_split_keeps_patients_whole_and_writes_it(tiny_run):
     for row in rows:
         sides.setdefault(row["group"], set()).add(row["split"])
     assert all(len(s) == 1 for s in sides.values())
-    assert {"train", "validation"} == {row["split"] for row in rows}
+    assert {"train", "calibration", "validation"} == {row["split"] for row in rows}
 
 
 def test_loss_weights_balance_classes_within_each_domain(shared_data):

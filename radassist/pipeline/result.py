@@ -15,6 +15,28 @@ import numpy as np
 from radassist.io.image import ImageMetadata
 
 
+class AgeGroup(str, Enum):
+    ADULT = "adult"
+    PEDIATRIC = "pediatric"
+
+
+class AgeSource(str, Enum):
+    HEADER = "header"  # DICOM PatientAge, or StudyDate - PatientBirthDate
+    IMAGE_ESTIMATE = "image estimate"  # the chest check's pediatric-vs-adult output
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class DomainVerdict:
+    """Is the film inside what the model was validated on (age group, image distribution)? Outside means the
+    findings are shown with a visible 'outside validated use' notice, never silently."""
+
+    inside: bool
+    notice: str = ""  # why not inside, one sentence for the reader ("" when inside)
+    age_group: AgeGroup | None = None
+    age_source: AgeSource = AgeSource.UNKNOWN
+
+
 @dataclass
 class QAVerdict:
     """Whether the image may be read as a frontal chest radiograph, and why."""
@@ -22,6 +44,7 @@ class QAVerdict:
     accepted: bool
     reason: str  # one sentence; for a refusal, the reason a radiologist understands
     checks: dict[str, Any] = field(default_factory=dict)  # name -> measured value / verdict
+    domain: DomainVerdict | None = None  # set once the image checks ran
 
 
 @dataclass

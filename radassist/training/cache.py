@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from radassist.training.datasets import ImageRecord
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: radiomics per lung field
 
 
 def default_cache_dir() -> Path:
@@ -75,14 +75,12 @@ def load_or_build(records: list[ImageRecord], spec: dict, region: str, cache_dir
         else:
             for job in tqdm(jobs, desc="preprocess + radiomics", unit="img"):
                 _compute(job)
-    tensors, radiomics, shapes = [], [], []
-    names: list[str] = []
+    tensors, tables, shapes = [], [], []
     for entry in entries:
         with np.load(entry) as data:
-            entry_names = [str(n) for n in data["names"]]
-            values = dict(zip(entry_names, data["radiomics"], strict=True))
-            names = names or entry_names
+            tables.append(dict(zip((str(n) for n in data["names"]), data["radiomics"], strict=True)))
             tensors.append(data["tensor"])
-            radiomics.append([values.get(n, np.nan) for n in names])
             shapes.append(data["shape"])
-    return CachedImages(np.stack(tensors), np.array(radiomics, dtype=np.float64), names, np.stack(shapes))
+    names = sorted(set().union(*tables))  # an image whose lung region was too small lacks some features
+    radiomics = np.array([[table.get(n, np.nan) for n in names] for table in tables], dtype=np.float64)
+    return CachedImages(np.stack(tensors), radiomics, names, np.stack(shapes))

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from radassist.errors import InputRefused
-from radassist.training.labels import domain_of, targets_for_row
+from radassist.training.labels import age_group_of, targets_for_row
 
 TRAIN = "train"
+CALIBRATION = "calibration"  # fits calibration and thresholds: neither trained on nor reported as validation
 VALIDATION = "validation"
 DUPLICATE_CORRELATION = 0.97  # thumbnails this alike are the same radiograph (re-encoded or re-cropped)
 
@@ -41,12 +42,14 @@ class ImageRecord:
 
     @property
     def domain(self) -> str:
-        return domain_of(self.source)
+        """'pediatric' or 'adult' (the source, or the row's age where the source mixes both)."""
+        return age_group_of(self.source, self.row).value
 
     @property
     def stratum(self) -> str:
-        """What the split keeps in proportion inside a source: the finding and pediatric subtype."""
-        return f"{self.row.get('labels', '')}|{self.row.get('subtype', '')}"
+        """What the split keeps in proportion inside a source: normal or not, pneumonia or not, and the
+        pediatric subtype (coarse on purpose: a stratum per NIH label combination would hold one image each)."""
+        return f"{self.targets.get('abnormal')}|{self.targets.get('pneumonia')}|{self.row.get('subtype', '')}"
 
 
 def read_labels_csv(csv_path: Path, images_root: Path | None = None) -> list[ImageRecord]:
@@ -65,7 +68,7 @@ def read_labels_csv(csv_path: Path, images_root: Path | None = None) -> list[Ima
     for row in rows:
         patient_id = (row.get("patient_id") or "").strip() or row["file"]
         records.append(ImageRecord(source=source, file=row["file"], path=root / row["file"],
-                                   patient=f"{source}/{patient_id}", targets=targets_for_row(row), row=row))
+                                   patient=f"{source}/{patient_id}", targets=targets_for_row(row, source), row=row))
     return records
 
 
@@ -96,10 +99,12 @@ def duplicate_groups(records: list[ImageRecord], thumbnails: np.ndarray) -> list
     return [find(r.patient) for r in records]
 
 
-def patient_split(records: list[ImageRecord], groups: list[str], validation_fraction: float,
+def patient_split(records: list[ImageRecord], groups: list[str], fractions: dict[str, float],
                   seed: int) -> list[str]:
-    """TRAIN/VALIDATION per record. Whole groups move; within each source the groups are shuffled per
-    stratum (finding|subtype of the group's first image) and taken until the fraction is reached."""
+    """TRAIN / CALIBRATION / VALIDATION per record (`fractions` gives the held-out parts, e.g.
+    {VALIDATION: 0.15, CALIBRATION: 0.15}; the rest trains). Whole groups move; within each source the groups
+    are shuffled per stratum (finding|subtype of the group's first image) and dealt to the held-out parts, in
+    the order given, until each fraction is reached."""
     by_group: dict[str, list[int]] = defaultdict(list)
     for index, group in enumerate(groups):
         by_group[group].append(index)
@@ -112,14 +117,17 @@ def patient_split(records: list[ImageRecord], groups: list[str], validation_frac
     for key in sorted(strata):
         stratum_groups = strata[key]
         rng.shuffle(stratum_groups)
-        target = validation_fraction * sum(len(by_group[g]) for g in stratum_groups)
-        taken = 0
+        total = sum(len(by_group[g]) for g in stratum_groups)
+        targets = {part: fraction * total for part, fraction in fractions.items()}
+        taken = dict.fromkeys(fractions, 0)
         for group in stratum_groups:
-            if taken >= target or taken + len(by_group[group]) > 2 * target + 1:
-                continue
+            size = len(by_group[group])
+            part = next((p for p in fractions if taken[p] < targets[p] and taken[p] + size <= 2 * targets[p] + 1),
+                        TRAIN)
             for index in by_group[group]:
-                assignment[index] = VALIDATION
-            taken += len(by_group[group])
+                assignment[index] = part
+            if part != TRAIN:
+                taken[part] += size
     return assignment
 
 

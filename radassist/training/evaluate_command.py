@@ -2,8 +2,8 @@
 
 Every image goes read_image -> preprocess (the card's spec) -> engine.load_model, exactly what a read
 does, so the figures are those of the product, not of the training code. No torch is imported.
-Writes DIR/metrics.json (per label AUROC with bootstrap 95 % CI, sensitivity/specificity at the card's
-threshold, ECE, counts, a saliency audit) and DIR/roc_<label>.png, DIR/reliability_<label>.png.
+Writes DIR/metrics.json (per label AUROC with a bootstrap 95 % CI over patients, sensitivity/specificity at the
+card's threshold, ECE, counts, per age group, a saliency audit) and DIR/roc_<label>.png, DIR/reliability_<label>.png.
 """
 
 from __future__ import annotations
@@ -98,40 +98,34 @@ def run_model(session, records, spec: dict, square_crop: bool):
     return kept, np.array(probabilities), shares, skipped
 
 
-def compute_metrics(card: dict, records, probabilities: np.ndarray, shares, out_dir: Path) -> dict:
+def compute_metrics(card, records, probabilities: np.ndarray, shares, out_dir: Path) -> dict:
     from radassist.training import plots, saliency_audit
-    from radassist.training.metrics import (
-        expected_calibration_error,
-        label_metrics,
-        reliability_bins,
-        roc_curve,
-        sensitivity_specificity,
-    )
+    from radassist.training.metrics import reliability_bins, roc_curve
+    from radassist.training.validation_report import one_label_block
 
     per_label = {}
-    for j, label in enumerate(card["labels"]):
-        name = label["id"]
-        index = [i for i, r in enumerate(records) if name in r.targets]
+    for j, label in enumerate(card.labels):
+        index = [i for i, r in enumerate(records) if label.id in r.targets]
         if not index:
             continue
-        y = np.array([records[i].targets[name] for i in index])
+        y = np.array([records[i].targets[label.id] for i in index])
         p = probabilities[index, j]
-        block = {"conditional_on": label.get("conditional_on")}
-        if len(np.unique(y)) == 2:
-            block.update(label_metrics(y, p, float(label["threshold"])))
+        patients = np.array([records[i].patient for i in index])
+        block = {"conditional_on": label.conditional_on,
+                 **one_label_block(y, p, label.threshold, patients, seed=0)}
+        ages = np.array([records[i].domain for i in index])
+        if len(set(ages)) > 1:
+            block["by_age_group"] = {age: one_label_block(y[ages == age], p[ages == age], label.threshold,
+                                                          patients[ages == age], seed=0) for age in sorted(set(ages))}
+        if "auroc" in block:
             fpr, tpr, _ = roc_curve(y, p)
-            plots.roc_png(out_dir / f"roc_{name}.png", fpr, tpr, f"{name}: AUROC {block['auroc']:.3f}")
-        else:  # one class only: AUROC is undefined, but the rate at the threshold and ECE still mean something
-            sensitivity, specificity = sensitivity_specificity(y, p, float(label["threshold"]))
-            block.update(n_positive=int(y.sum()), n_negative=int((y == 0).sum()), threshold=float(label["threshold"]),
-                         sensitivity=sensitivity, specificity=specificity, ece=expected_calibration_error(y, p),
-                         note="one class only: AUROC undefined")
+            plots.roc_png(out_dir / f"roc_{label.id}.png", fpr, tpr, f"{label.id}: AUROC {block['auroc']:.3f}")
         bins = reliability_bins(y, p)
         block["reliability"] = bins
-        plots.reliability_png(out_dir / f"reliability_{name}.png", bins, f"{name}: reliability")
-        positives = [shares[i][j] for i in index if records[i].targets[name] == 1]
+        plots.reliability_png(out_dir / f"reliability_{label.id}.png", bins, f"{label.id}: reliability")
+        positives = [shares[i][j] for i in index if records[i].targets[label.id] == 1]
         block["saliency_on_positives"] = saliency_audit.summarize(positives)
-        per_label[name] = block
+        per_label[label.id] = block
     return per_label
 
 
@@ -141,20 +135,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.labels.is_file():
         raise InputRefused(f"labels file {args.labels} does not exist")
     session = load_model(args.model)
-    card = session.card.data
-    records = select_records(args, card)
+    card = session.card
+    records = select_records(args, card.data)
     args.out.mkdir(parents=True, exist_ok=True)
-    kept, probabilities, shares, skipped = run_model(session, records, card["preprocessing"], args.square_crop)
+    kept, probabilities, shares, skipped = run_model(session, records, card.preprocessing, args.square_crop)
     if not kept:
         raise InputRefused(f"none of the {len(records)} images of {args.labels} could be read")
     result = {
-        "model_id": card["model_id"], "version": card["version"], "sha256": card["sha256"],
+        "model_id": card.model_id, "version": card.version, "sha256": card.sha256,
         "labels_csv": str(args.labels), "square_crop": bool(args.square_crop),
         "subset": "card validation split" if args.only_validation else (
             f"validation rows of {args.split_file}" if args.split_file else "all labelled rows"),
         "images": len(kept), "skipped": skipped,
         "per_label": compute_metrics(card, kept, probabilities, shares, args.out),
-        "ci_method": "percentile bootstrap over images, 1000 resamples, seed 0",
+        "ci_method": "percentile bootstrap over patients (labels.csv patient_id; the file where none), 1000 "
+                     "resamples, seed 0",
         "ece_method": "10 equal-width bins",
     }
     (args.out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -163,10 +158,11 @@ def run(args: argparse.Namespace) -> int:
         if "auroc" in block:
             low, high = block["auroc_ci95"]
             print(f"{name}: AUROC {block['auroc']:.3f} (95% CI {low:.3f}-{high:.3f}), ECE {block['ece']:.3f}, "
-                  f"sens {block['sensitivity']:.2f} spec {block['specificity']:.2f} {counts}")
+                  f"sens {block['sensitivity']:.2f} spec {block['specificity']:.2f} at {block['threshold']:.3f} {counts}")
         else:
             rate = "sens" if block["n_positive"] else "spec"
             value = block["sensitivity"] if block["n_positive"] else block["specificity"]
-            print(f"{name}: one class only, {rate} {value:.2f} at the card threshold, ECE {block['ece']:.3f} {counts}")
+            print(f"{name}: one class only, {rate} {value:.2f} at the card threshold {block['threshold']:.3f}, "
+                  f"ECE {block['ece']:.3f} {counts}")
     print(f"wrote {args.out / 'metrics.json'}")
     return 0

@@ -1,7 +1,8 @@
 """Classification statistics in numpy only (training, `radassist evaluate` and fine-tuning share them).
 
-AUROC is the Mann-Whitney statistic; confidence intervals are percentile bootstraps over images
-(seeded, so a figure in a model card can be reproduced); ECE uses equal-width probability bins.
+AUROC is the Mann-Whitney statistic; confidence intervals are percentile bootstraps over patients when
+patient groups are given (several films of one patient move together), else over images; seeded, so a figure
+in a model card can be reproduced. ECE uses equal-width probability bins.
 """
 
 from __future__ import annotations
@@ -24,14 +25,34 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+class _Resampler:
+    """Row indices of bootstrap resamples: whole groups (patients) drawn with replacement, or images."""
+
+    def __init__(self, n: int, groups: np.ndarray | None, seed: int):
+        self.n = n
+        self.rng = np.random.default_rng(seed)
+        self.members = None
+        if groups is not None:
+            order = np.argsort(np.asarray(groups), kind="stable")
+            _, starts = np.unique(np.asarray(groups)[order], return_index=True)
+            self.members = np.split(order, starts[1:])
+
+    def draw(self) -> np.ndarray:
+        if self.members is None:
+            return self.rng.integers(0, self.n, self.n)
+        picks = self.rng.integers(0, len(self.members), len(self.members))
+        return np.concatenate([self.members[g] for g in picks])
+
+
 def bootstrap_ci(labels: np.ndarray, scores: np.ndarray, statistic=auroc, samples: int = BOOTSTRAP_SAMPLES,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile 95 % interval of `statistic` over image resamples (resamples missing a class are skipped)."""
+                 seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile 95 % interval of `statistic` over resamples of patients (`groups`) or images (resamples
+    missing a class are skipped)."""
     labels, scores = np.asarray(labels), np.asarray(scores)
-    rng = np.random.default_rng(seed)
+    resampler = _Resampler(len(labels), groups, seed)
     values = []
     for _ in range(samples):
-        index = rng.integers(0, len(labels), len(labels))
+        index = resampler.draw()
         value = statistic(labels[index], scores[index])
         if np.isfinite(value):
             values.append(value)
@@ -39,6 +60,22 @@ def bootstrap_ci(labels: np.ndarray, scores: np.ndarray, statistic=auroc, sample
         return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def paired_auroc_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
+                            groups: np.ndarray | None = None, samples: int = BOOTSTRAP_SAMPLES,
+                            seed: int = 0) -> dict:
+    """AUROC(a) - AUROC(b) on the same images, with a paired bootstrap 95 % CI (the same resample for both)."""
+    labels, scores_a, scores_b = np.asarray(labels), np.asarray(scores_a), np.asarray(scores_b)
+    resampler = _Resampler(len(labels), groups, seed)
+    values = []
+    for _ in range(samples):
+        index = resampler.draw()
+        value = auroc(labels[index], scores_a[index]) - auroc(labels[index], scores_b[index])
+        if np.isfinite(value):
+            values.append(value)
+    low, high = np.percentile(values, [2.5, 97.5]) if values else (float("nan"), float("nan"))
+    return {"difference": auroc(labels, scores_a) - auroc(labels, scores_b), "difference_ci95": [float(low), float(high)]}
 
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,11 +149,29 @@ def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def label_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float, seed: int = 0) -> dict:
-    """The per-label block of metrics.json and of the model card."""
+def fit_platt(labels: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """Platt scaling as (temperature T, logit shift s): sigmoid((logits + s) / T) minimising the log loss, so
+    the shift folds into a linear head's bias and T into the model's temperature. T is kept in [0.05, 20]."""
+    from scipy.optimize import minimize
+
+    labels = np.asarray(labels, dtype=np.float64)
+    logits = np.asarray(logits, dtype=np.float64)
+
+    def loss(parameters: np.ndarray) -> float:
+        z = logits * np.exp(parameters[0]) + parameters[1]
+        return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+    result = minimize(loss, np.zeros(2), method="L-BFGS-B", bounds=[(np.log(0.05), np.log(20.0)), (-20.0, 20.0)])
+    scale, offset = float(np.exp(result.x[0])), float(result.x[1])
+    return 1.0 / scale, offset / scale
+
+
+def label_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float, seed: int = 0,
+                  groups: np.ndarray | None = None) -> dict:
+    """The per-label block of metrics.json and of the model card (CIs over patients when `groups` given)."""
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
-    low, high = bootstrap_ci(labels, probabilities, seed=seed)
+    low, high = bootstrap_ci(labels, probabilities, seed=seed, groups=groups)
     sensitivity, specificity = sensitivity_specificity(labels, probabilities, threshold)
     return {
         "auroc": auroc(labels, probabilities),
@@ -128,3 +183,12 @@ def label_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: floa
         "n_positive": int(labels.sum()),
         "n_negative": int((labels == 0).sum()),
     }
+
+
+def rate_with_ci(flags: np.ndarray, groups: np.ndarray | None = None, seed: int = 0) -> dict:
+    """Share of True in `flags` (e.g. normals flagged abnormal) with a bootstrap 95 % CI over patients."""
+    flags = np.asarray(flags, dtype=bool)
+    if flags.size == 0:
+        return {"rate": float("nan"), "rate_ci95": [float("nan"), float("nan")], "n": 0}
+    low, high = bootstrap_ci(flags, flags, statistic=lambda _, f: float(np.mean(f)), seed=seed, groups=groups)
+    return {"rate": float(flags.mean()), "rate_ci95": [low, high], "n": int(flags.size), "count": int(flags.sum())}

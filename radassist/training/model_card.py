@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from radassist.inference.engine import sha256_of
-from radassist.training.datasets import VALIDATION
-from radassist.training.labels import DISPLAY_NAMES, LABELS
+from radassist.training.datasets import CALIBRATION, TRAIN, VALIDATION
+from radassist.training.labels import CONDITIONAL_ON, DISPLAY_NAMES, LABELS, OUTSIDE_LUNGS
 
 CARD_NAME = "cxr_classifier.card.json"
 MARKDOWN_NAME = "cxr_classifier.md"
@@ -30,34 +30,55 @@ DATA_LICENCES = {
     "covidx_figure1": "research use only (repository README); Figure 1 COVID-19 Chest X-ray Dataset Initiative",
     "nih_cxr14_64px": "not stated (NIH ChestX-ray14, Wang et al. 2017); 64 px, smoke tests only",
     "covid_qu_ex_sample": "not stated (COVID-QU-Ex)",
+    "nih14": "NIH ChestX-ray14 (Wang et al. 2017): unrestricted use, citation and NIH Clinical Center "
+             "acknowledgement requested",
+    "jsrt": "JSRT / SCR terms: research and education use (Shiraishi et al. 2000; van Ginneken et al. 2006)",
+    "covid_ieee8023": "per image (mostly not stated); COVID-19 Image Data Collection, Cohen et al. 2020",
 }
 
+# The weights inherit the most restrictive terms of the data they were learnt from.
+MODEL_TERMS = ("Research and education use only, non-commercial: the weights were learnt from images under "
+               "research-only (covidx, JSRT/SCR), non-commercial (CC BY-NC-SA images of covid_cxr_seg) and "
+               "unstated terms. The Apache-2.0 licence of the RadAssist code does not extend to these weights. "
+               "Cite the datasets listed under training.data.")
+
 THRESHOLD_RULE = ("Youden's J (max sensitivity + specificity - 1) on the calibrated probabilities of the "
-                  "validation split")
+                  "calibration split")
+ABNORMAL_THRESHOLD_RULE = ("the highest threshold keeping sensitivity >= 0.90 on the adult films with airspace "
+                           "disease (pneumonia, COVID-19, consolidation) of the calibration split; sensitivity on "
+                           "all adult abnormal films is in metrics.per_label.abnormal.by_age_group.adult")
+CALIBRATION_RULE = ("Platt scaling per label on the calibration split (patients in neither training nor "
+                    "validation): sigmoid((logit + shift) / temperature); the shift is folded into head.bias")
+# What the model was validated on; input QA reports anything else as "outside validated use".
+VALIDATED_DOMAIN = {
+    "image_type": "frontal (PA/AP) chest radiographs: CR, DX and digitised film, upright orientation, not inverted",
+    "age_groups": {"pediatric": "1-17 years (mostly 1-5 years: Guangzhou; NIH films under 18)",
+                   "adult": "18 years and over"},
+    "min_age_years": 1.0,
+    "max_age_years": 100.0,
+    "views": ["PA", "AP"],
+}
 
 LIMITS = [
     "Research use only; not a medical device and not clinically validated.",
-    "Trained from scratch on about a thousand images: pediatric (Guangzhou, Kermany 2018) for pneumonia and "
-    "the viral/bacterial pattern; adult images are few and almost all COVID-19 positive.",
-    "viral_pattern is conditional: it is meaningful only on images with pneumonia, and it was learnt from "
-    "children only.",
-    "opacity on adult films rests on very few adult negatives (No finding images); its adult figures have "
-    "wide confidence intervals. Adult positives are mostly AP portable films with lines and ECG leads, adult "
-    "negatives mostly PA: view/equipment can stand in for disease on adult films.",
-    "Shortcut risks in the training data: pediatric image shape (removed by the centre square crop, see "
-    "metrics.shape_only_baseline), burned-in side markers and text, AP vs PA view (covidx_actualmed).",
+    "Trained from scratch on about 2,700 images of small public sets. NIH ChestX-ray14 labels were mined from "
+    "reports (noisy); NIH Pneumonia films are more often AP and No Finding films more often PA, so view can stand "
+    "in for disease (see metrics.validation.per_label.*.by_view).",
+    "viral_pattern is conditional: meaningful only on films with pneumonia, and learnt from children only.",
+    "effusion, cardiomegaly, nodule_mass, pneumothorax, atelectasis and edema rest mostly on NIH ChestX-ray14 "
+    "(report-mined labels, tens to a few hundred positives each): their CIs are wide.",
     "The centre square crop can cut off lateral lung edges of very wide films or the bases of very tall ones.",
-    "Validation figures come from a patient-level split of the development data; temperature and "
-    "thresholds were fitted on the same validation split, so its ECE is optimistic.",
-    "Frontal chest radiographs only; lateral views, other body parts and non-radiographs are out of "
-    "distribution (see ood).",
+    "Lines, tubes, bones and the mediastinum are not assessed.",
+    "Frontal chest radiographs only; lateral views, other body parts, rotated or inverted images and "
+    "non-radiographs are refused by input QA (see the chest-check model), and films outside the validated age "
+    "range or embedding distribution carry an 'outside validated use' notice.",
 ]
 
 
 def _trained_on(records, assignment: np.ndarray, targets: np.ndarray, j: int) -> dict:
     """Training images per source folder that carry this label (positives / negatives)."""
     counts: Counter = Counter()
-    for index in np.flatnonzero(assignment != VALIDATION):
+    for index in np.flatnonzero(assignment == TRAIN):
         value = int(targets[index, j])
         if value >= 0:
             counts[(records[index].source, value)] += 1
@@ -66,18 +87,27 @@ def _trained_on(records, assignment: np.ndarray, targets: np.ndarray, j: int) ->
 
 
 def build_card(config, onnx_path: Path, summary: dict) -> dict:
-    records, assignment, targets = summary["records"], summary["assignment"], summary["targets"]
+    records, assignment, targets, variant = (summary["records"], summary["assignment"], summary["targets"],
+                                             summary["variant"])
     size = int(summary["spec"]["size"])
     labels = [{
         "id": label,
         "display_name": DISPLAY_NAMES[label],
-        "threshold": round(float(summary["thresholds"][j]), 6),
-        "threshold_rule": THRESHOLD_RULE,
-        "conditional_on": summary["conditional_on"][label],
+        "threshold": round(float(variant.thresholds[j]), 6),
+        "threshold_rule": ABNORMAL_THRESHOLD_RULE if label == "abnormal" else THRESHOLD_RULE,
+        "conditional_on": CONDITIONAL_ON[label],
+        "restrict_to_lungs": label not in OUTSIDE_LUNGS,
+        "calibration": {"method": "platt", "temperature": round(float(variant.temperatures[j]), 6),
+                        "logit_shift_folded_into_bias": round(float(variant.shifts[j]), 6)},
         "trained_on": _trained_on(records, assignment, targets, j),
     } for j, label in enumerate(LABELS)]
     sources = sorted({r.source for r in records})
-    validation_files = sorted(r.key for r, split in zip(records, assignment, strict=True) if split == VALIDATION)
+
+    def files(split: str) -> list[str]:
+        return sorted(r.key for r, s in zip(records, assignment, strict=True) if s == split)
+
+    validation_files = files(VALIDATION)
+    histories = summary["histories"]
     return {
         "model_id": config.model_id,
         "version": config.version,
@@ -87,33 +117,35 @@ def build_card(config, onnx_path: Path, summary: dict) -> dict:
         "task": "classification",
         "input": {"name": "image", "shape": ["N", 1, size, size], "dtype": "float32"},
         "outputs": {
-            "probabilities": "[N, L] sigmoid(logits / temperature), calibrated per label",
-            "logits": "[N, L] before temperature",
+            "probabilities": "[N, L] sigmoid((logits) / temperature), calibrated per label (Platt)",
+            "logits": "[N, L] before temperature (the Platt shift is already in head.bias)",
             "cam": "[N, L, h, w] head.weight . feature_map + head.bias (mean over h, w equals logits); "
                    "covers the preprocessing crop_box",
             "embedding": "[N, D] pooled feature vector (input to the head; used for the ood check)",
         },
         "labels": labels,
         "preprocessing": summary["spec"],
-        "temperature": [round(float(t), 6) for t in summary["temperatures"]],
+        "temperature": [round(float(t), 6) for t in variant.temperatures],
+        "calibration": CALIBRATION_RULE,
+        "validated_domain": VALIDATED_DOMAIN,
         "metrics": {
-            "split": "validation (patient-level, seeded; see training.split)",
-            "per_label": summary["metrics"],
-            "shape_only_baseline": summary["shape_baseline"],
-            "adult_vs_pediatric_within_class": summary["domain_check"],
+            "split": "validation (patient-level, seeded; see training.split); CIs: bootstrap over patients",
+            **summary["validation"],
             "onnx_vs_torch_max_abs_diff": summary["onnx_vs_torch_max_abs_diff"],
         },
         "ood": summary["ood"],
         "training": {
             "method": "radiomics-guided contrastive learning (Han et al., ISBI 2021): compact CNN from scratch, "
-                      "weighted BCE + contrastive_weight x symmetric InfoNCE between the image embedding and an "
-                      "MLP embedding of pyradiomics features of the same image (other batch images are "
-                      "negatives)" if config.contrastive_weight > 0 else
-                      "ablation: the same CNN, split and budget with the weighted BCE only (no contrastive term)",
+                      "masked weighted BCE over 10 labels + contrastive_weight x symmetric InfoNCE between the "
+                      "image embedding and an MLP embedding of pyradiomics features of the same image (each lung "
+                      "field; from salient_refresh_epoch on also the region the network's own `abnormal` CAM "
+                      "marks); other batch images are negatives. Ablation: the same CNN, split and budget, "
+                      "BCE only.",
             "data": [{"folder": s, "licence": DATA_LICENCES.get(s, "see the folder's SOURCE.md"),
                       "images": sum(r.source == s for r in records)} for s in sources],
             "radiomics": {"classes": ["firstorder", "glcm", "glrlm", "glszm", "shape2D"], "force2D": True,
                           "region": summary["region"], "features": len(summary["feature_names"]),
+                          "salient_region": "abnormal CAM >= 0.5 x max, first order + GLCM",
                           "image": "the model's centre-square crop in [0, 1] at the model size"},
             "command": config.command,
             "wall_time_minutes": round(summary["seconds"]["total"] / 60.0, 1),
@@ -122,18 +154,22 @@ def build_card(config, onnx_path: Path, summary: dict) -> dict:
                        "torch_threads": config.threads, "preprocess_workers": config.workers,
                        "cpu_minutes": round(summary["seconds"]["cpu_total"] / 60.0, 1),
                        "load_average_1_5_15_at_end": summary["load_average"],
-                       "note": "fixed epochs, no early stopping; wall time on a 2-core machine shared with other "
-                               "jobs (see load average), CPU minutes are what the run itself used"},
+                       "note": "fixed epochs, no early stopping; the ablation has the same epochs and batches; "
+                               "wall time on a 2-core machine shared with other jobs"},
             "seed": config.seed,
             "hyperparameters": summary["config"],
-            "history": summary["history"],
+            "history": histories.get("contrastive", []),
+            "ablation_history": histories.get("ablation", []),
             "split": {"unit": "patient, merged across sources for near-identical images",
-                      "validation_fraction": config.validation_fraction, "seed": config.seed,
-                      "train_images": int((assignment != VALIDATION).sum()),
+                      "validation_fraction": config.validation_fraction,
+                      "calibration_fraction": config.calibration_fraction, "seed": config.seed,
+                      "train_images": int((assignment == TRAIN).sum()),
+                      "calibration_images": int((assignment == CALIBRATION).sum()),
                       "validation_images": len(validation_files),
                       "validation_files": validation_files},
         },
         "intended_use": INTENDED_USE,
+        "model_terms": MODEL_TERMS,
         "limits": LIMITS,
     }
 
@@ -145,35 +181,39 @@ def _fmt(block: dict) -> str:
 
 def markdown(card: dict) -> str:
     """A short human-readable summary of the card."""
+    metrics = card["metrics"]
     lines = [f"# {card['model_id']} {card['version']}", "",
-             f"Intended use: **{card['intended_use']}**.", "",
+             f"Intended use: **{card['intended_use']}**. Terms of the weights: {card['model_terms']}", "",
              f"File `{card['file']}` ({card['size_bytes'] / 1e6:.1f} MB), sha256 `{card['sha256']}`.", "",
-             "## Labels (validation split, AUROC with bootstrap 95% CI)", "",
-             "| label | AUROC | threshold | sens / spec | ECE | n pos / neg | shape-only baseline |",
-             "|---|---|---|---|---|---|---|"]
+             "## Labels (validation split, AUROC with bootstrap 95% CI over patients)", "",
+             "| label | AUROC | threshold | sens / spec | ECE | n pos / neg | pixels 8x8 LR | ablation |",
+             "|---|---|---|---|---|---|---|---|"]
     for label in card["labels"]:
-        block = card["metrics"]["per_label"].get(label["id"], {})
-        if not block:
+        block = metrics["per_label"].get(label["id"], {})
+        if "auroc" not in block:
             continue
-        base = card["metrics"]["shape_only_baseline"].get(label["id"])
+        pixels = metrics["baselines"].get("pixels_8x8_logistic", {}).get(label["id"])
+        ablation = metrics["baselines"].get("ablation", {}).get(label["id"])
         lines.append(f"| {label['id']} | {_fmt(block)} | {label['threshold']:.3f} | "
                      f"{block['sensitivity']:.2f} / {block['specificity']:.2f} | {block['ece']:.3f} | "
-                     f"{block['n_positive']} / {block['n_negative']} | {_fmt(base) if base else '-'} |")
-    comparison = card["metrics"].get("ablation_comparison")
-    if comparison:
-        lines += ["", "## Contrastive vs ablation (same split and budget)", "",
-                  "| label | contrastive | ablation (no InfoNCE) |", "|---|---|---|"]
-        for label, row in comparison["per_label"].items():
-            lines.append(f"| {label} | {_fmt(row['contrastive'])} | {_fmt(row['ablation'])} |")
+                     f"{block['n_positive']} / {block['n_negative']} | {_fmt(pixels) if pixels else '-'} | "
+                     f"{_fmt(ablation) if ablation else '-'} |")
+    rates = metrics["reading_room_rates"]
+    normals, infected = rates["adult_normals_flagged_abnormal"], rates["adult_pneumonia_flagged_abnormal"]
+    lines += ["", f"At the `abnormal` threshold {rates['threshold']:.3f}: adult normals flagged abnormal "
+              f"{normals['rate']:.3f} ({normals['rate_ci95'][0]:.3f}-{normals['rate_ci95'][1]:.3f}, n {normals['n']}); "
+              f"adult pneumonia / COVID-19 films flagged {infected['rate']:.3f} "
+              f"({infected['rate_ci95'][0]:.3f}-{infected['rate_ci95'][1]:.3f}, n {infected['n']})."]
     training = card["training"]
     lines += ["", "## Training", "", f"Command: `{training['command']}`", "",
               f"Budget: {training['budget']['epochs']} epochs at {training['budget']['input_size']} px, "
               f"batch {training['budget']['batch_size']}, {training['budget']['torch_threads']} torch thread(s); "
-              f"{training['budget']['cpu_minutes']} CPU minutes. "
+              f"{training['budget']['cpu_minutes']} CPU minutes for the model and its ablation. "
               f"Wall time {training['wall_time_minutes']} min (load average at the end "
               f"{training['budget']['load_average_1_5_15_at_end']}), seed {training['seed']}, "
-              f"{training['split']['train_images']} training / {training['split']['validation_images']} "
-              f"validation images. Radiomics region: {training['radiomics']['region']}.", "",
+              f"{training['split']['train_images']} training / {training['split']['calibration_images']} calibration / "
+              f"{training['split']['validation_images']} validation images. Radiomics region: "
+              f"{training['radiomics']['region']}.", "",
               "Preprocessing: " + json.dumps(card["preprocessing"]), "", "Data:", ""]
     lines += [f"- `{d['folder']}` ({d['images']} images): {d['licence']}" for d in training["data"]]
     lines += ["", "## Limits", ""] + [f"- {limit}" for limit in card["limits"]]
@@ -185,20 +225,3 @@ def write_card_files(out_dir: Path, card: dict) -> Path:
     card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     (out_dir / MARKDOWN_NAME).write_text(markdown(card), encoding="utf-8")
     return card_path
-
-
-def add_ablation_comparison(card: dict, ablation_card: dict) -> None:
-    """Put the ablation's validation AUROCs beside this model's (same split is checked)."""
-    if ablation_card["training"]["split"]["validation_files"] != card["training"]["split"]["validation_files"]:
-        raise ValueError("the ablation was validated on a different split; the comparison would be meaningless")
-    per_label = {}
-    for label, block in card["metrics"]["per_label"].items():
-        other = ablation_card["metrics"]["per_label"].get(label)
-        if block and other:
-            keep = ("auroc", "auroc_ci95", "ece", "n_positive", "n_negative")
-            per_label[label] = {"contrastive": {k: block[k] for k in keep}, "ablation": {k: other[k] for k in keep}}
-    card["metrics"]["ablation_comparison"] = {
-        "ablation_model": f"{ablation_card['model_id']} {ablation_card['version']}",
-        "ablation_wall_time_minutes": ablation_card["training"]["wall_time_minutes"],
-        "per_label": per_label,
-    }

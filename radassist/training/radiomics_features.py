@@ -1,8 +1,8 @@
 """Radiomics of the lung region the classifier sees: the partner view in the contrastive loss.
 
 Features come from `radassist.explain.radiomics.extract_features` (first order, GLCM, GLRLM, GLSZM,
-shape2D, force2D, the runtime's own settings) on the model's [0, 1] centre-square image, inside the lung
-fields. Lung fields come from the bundled lung model (models/lungseg.onnx) when it is installed;
+shape2D, force2D, the runtime's own settings) on the model's [0, 1] centre-square image, inside each lung
+field (right and left apart, so asymmetry is in the partner view). Lung fields come from the bundled lung model (models/lungseg.onnx) when it is installed;
 otherwise from a fixed lung-field template (two boxes where the lungs of a centred frontal film lie),
 and the model card records which was used.
 """
@@ -36,21 +36,28 @@ def template_mask(size: int) -> np.ndarray:
     return mask
 
 
-def lung_mask_in_crop(image: Radiograph, pre: PreprocessedImage, region: str) -> np.ndarray:
-    """Boolean lung mask on the model's S x S grid of the crop box (the template if the model finds
-    no lung, so every image gets features from a comparable region)."""
+def lung_masks_in_crop(image: Radiograph, pre: PreprocessedImage, region: str) -> dict[str, np.ndarray]:
+    """Boolean right and left lung masks on the model's S x S grid of the crop box (the template's halves
+    when the model finds no lung, so every image gets features from comparable regions)."""
     size = pre.tensor.shape[-1]
+    template = template_mask(size)
+    image_left = np.zeros_like(template)
+    image_left[:, : size // 2] = True
+    fallback = {"right_lung": template & image_left, "left_lung": template & ~image_left}
     if region == TEMPLATE:
-        return template_mask(size)
+        return fallback
     from PIL import Image
 
     from radassist.imaging.lungs import segment_lungs
     from radassist.imaging.resample import resize_plane
 
     row0, col0, row1, col1 = pre.crop_box
-    lungs = segment_lungs(image).mask[row0:row1, col0:col1]
-    mask = resize_plane(lungs.astype(np.uint8) * 255, size, size, Image.Resampling.NEAREST) > 127
-    return mask if mask.sum() >= 0.02 * mask.size else template_mask(size)
+    labels = segment_lungs(image).labels[row0:row1, col0:col1]
+    masks = {}
+    for name, value in (("right_lung", 1), ("left_lung", 2)):
+        mask = resize_plane((labels == value).astype(np.uint8) * 255, size, size, Image.Resampling.NEAREST) > 127
+        masks[name] = mask if mask.sum() >= 0.01 * mask.size else fallback[name]
+    return masks
 
 
 def unit_image(pre: PreprocessedImage) -> np.ndarray:
@@ -63,7 +70,11 @@ def unit_image(pre: PreprocessedImage) -> np.ndarray:
 
 def radiomics_vector(image: Radiograph, pre: PreprocessedImage, region: str,
                      names: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Feature values (float64, NaN where pyradiomics gave none) in a fixed name order."""
-    features = extract_features(unit_image(pre), lung_mask_in_crop(image, pre, region))
+    """Feature values of each lung field ("right_lung:<feature>", "left_lung:<feature>"; float64, NaN where
+    pyradiomics gave none) in a fixed name order."""
+    unit = unit_image(pre)
+    features = {f"{lung}:{name}": value
+                for lung, mask in lung_masks_in_crop(image, pre, region).items()
+                for name, value in extract_features(unit, mask).items()}
     names = names if names is not None else sorted(features)
     return np.array([features.get(name, np.nan) for name in names], dtype=np.float64), names
