@@ -50,7 +50,8 @@ def test_chest_dicoms_are_read_with_findings_saliency_and_radiomics(name):
         assert saliency.shape == (result.meta.rows, result.meta.columns)
         assert 0.0 <= saliency.min() and saliency.max() <= 1.0
         if finding.peak_rc is not None:
-            assert finding.zone and finding.zone.endswith("zone")
+            # a zone when the peak lies in or near a lung field (a whole-film label's peak may sit on the margin)
+            assert finding.zone is None or finding.zone.endswith("zone")
             # restricted to the lungs (plus a small margin): the peak lies in or next to a lung field
             assert result.lung_mask is not None
     assert set(result.radiomics_table) >= {"right_lung", "left_lung"}
@@ -60,12 +61,16 @@ def test_chest_dicoms_are_read_with_findings_saliency_and_radiomics(name):
     assert len(result.model_sha256) == 64 and result.provider == "CPUExecutionProvider"
 
 
-def test_saliency_energy_lies_mostly_in_the_lungs():
+def test_saliency_of_lung_findings_stays_on_the_lung_fields():
+    from radassist.explain.saliency import lung_envelope
+    from radassist.inference.engine import load_model
+
     result = read_radiograph(CHEST["nih_dx"])
-    lungs = result.lung_mask > 0
+    envelope = lung_envelope(result.lung_mask)  # the lung fields and the pleural margin the card restricts to
+    restricted = {label.id for label in load_model("classifier").card.labels if label.restrict_to_lungs}
     for label, saliency in result.saliency.items():
-        if saliency.sum() > 0:
-            assert saliency[lungs].sum() / saliency.sum() > 0.6, label
+        if label in restricted and saliency.sum() > 0:
+            assert saliency[envelope].sum() / saliency.sum() > 0.95, label
 
 
 @pytest.mark.parametrize("kind", sorted(NON_CHEST))
@@ -86,7 +91,9 @@ def test_read_cli_json_and_overlays(tmp_path):
     payload = json.loads(out.stdout)
     assert payload["qa"]["accepted"] and payload["model"]["sha256"]
     assert payload["report"]["impression"]
-    assert all(Path(p).exists() for p in payload["saliency_png"]) and len(payload["saliency_png"]) == 3
+    assert all(Path(p).exists() for p in payload["saliency_png"])
+    assert len(payload["saliency_png"]) == len(payload["findings"])  # one overlay per card label
+    assert payload["qa"]["validated_use"]["inside"] in (True, False)
     from PIL import Image
 
     overlay = np.asarray(Image.open(payload["saliency_png"][0]))
@@ -130,7 +137,7 @@ def test_findings_arrive_early_as_a_copy_the_rest_of_the_read_does_not_change():
     assert not any(f.evidence for f in first.findings)  # the full read's evidence did not leak into the copy
 
 
-def test_prepare_read_loads_both_models_pyradiomics_and_the_knowledge_graph():
+def test_prepare_read_loads_the_models_pyradiomics_and_the_knowledge_graph():
     code = ("import json, sys\n"
             "from radassist.pipeline.read import prepare_read\n"
             "from radassist.inference import engine\n"
@@ -141,4 +148,4 @@ def test_prepare_read_loads_both_models_pyradiomics_and_the_knowledge_graph():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout)
-    assert loaded == {"tasks": ["classification", "lung_segmentation"], "modules": [True, True]}
+    assert loaded == {"tasks": ["chest_check", "classification", "lung_segmentation"], "modules": [True, True]}

@@ -1,9 +1,12 @@
-"""Input QA: is this a frontal chest radiograph? Checked before any finding is shown.
+"""Input QA: is this an upright frontal chest radiograph, and is it inside what the model was validated on?
+Checked before any finding is shown.
 
-Two layers, because either alone is fooled: DICOM metadata (modality, body part, view) refuses what the
-header already tells us (CT, MR, lateral views, a knee), and image-based checks refuse what the header
-hides (an OT/SC scout, a dental CR without body part): the lung fields must look like two lungs, and the
-classifier's embedding must lie near the training distribution.
+Three layers, because each alone is fooled: DICOM metadata (modality, body part, view) refuses what the header
+already tells us (CT, MR, lateral views, a knee); the chest check model refuses what the header hides or gets
+wrong (rotated, mirrored or grey-inverted films, a hip or limb whose header says CHEST) and the lung fields must
+look like two lungs. A film that passes is then placed inside or outside the validated domain (patient age from
+the header or the chest check's estimate, the classifier's embedding distance): outside is not a refusal but a
+visible "outside validated use" notice beside the findings.
 """
 
 from __future__ import annotations
@@ -12,8 +15,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radassist.io.image import ImageMetadata
-from radassist.pipeline.result import QAVerdict
+from radassist.inference.card import ModelCard, OodReference
+from radassist.io.image import ImageMetadata, Radiograph
+from radassist.pipeline.result import AgeGroup, AgeSource, DomainVerdict, QAVerdict
+
+ADULT_FROM_YEARS = 18.0
+# chest check class -> what the reader is told (classes as in models/chest_check.card.json)
+CHEST_CHECK_REASONS = {
+    "rotated_90": "the image appears rotated by 90 degrees",
+    "rotated_180": "the image appears upside down",
+    "rotated_270": "the image appears rotated by 90 degrees",
+    "mirrored": "the image appears mirrored left to right",
+    "inverted": "the image appears grey-inverted (bones dark, lungs bright)",
+    "not_chest": "the image does not look like a chest radiograph",
+}
 
 # Modalities under which a chest radiograph is sent. OT/SC (secondary capture) is allowed and left to the
 # image-based checks, because digitised films and research conversions (e.g. NIH ChestX-ray14) use them.
@@ -106,25 +121,73 @@ def lung_field_check(lung_labels: np.ndarray, limits: LungPlausibility = LungPla
     return True, "two lung fields found", measured
 
 
-def embedding_distance(embedding: np.ndarray, ood: dict) -> float:
+def embedding_distance(embedding: np.ndarray, ood: OodReference) -> float:
     """Scaled distance of an embedding to the training distribution (statistics from the model card)."""
-    mean = np.asarray(ood["mean"], dtype=np.float32)
-    scale = np.asarray(ood["scale"], dtype=np.float32)
+    mean = np.asarray(ood.mean, dtype=np.float32)
+    scale = np.asarray(ood.scale, dtype=np.float32)
     z = (np.asarray(embedding, dtype=np.float32).ravel() - mean) / np.maximum(scale, 1e-6)
     return float(np.sqrt(np.mean(z * z)))
 
 
-def check_image(lung_labels: np.ndarray, embedding: np.ndarray | None, ood: dict | None) -> QAVerdict:
-    """Image-based verdict. Refuses when the lung fields are implausible OR the image is far from training."""
+def check_chest(image: Radiograph, task: str = "chest_check") -> QAVerdict:
+    """The chest check model: refuses rotated, mirrored, grey-inverted and non-chest images. Accepts when
+    P(upright chest) reaches the card's accept_threshold (set so <= 0.5 % of validation films are refused)."""
+    from radassist.imaging.preprocess import preprocess
+    from radassist.inference.engine import load_model
+
+    model = load_model(task)
+    card = model.card
+    tensor = preprocess(image, card.preprocessing).tensor[None]
+    outputs = model.run({card.input_name: tensor}, ["class_probabilities", "pediatric_probability"])
+    probabilities = outputs["class_probabilities"][0]
+    classes = list(card.data["classes"])
+    upright = float(probabilities[classes.index("upright")])
+    checks = {"chest_check_upright": round(upright, 4),
+              "chest_check_pediatric": round(float(outputs["pediatric_probability"][0]), 4)}
+    threshold = float(card.data["accept_threshold"])
+    if upright >= threshold:
+        return QAVerdict(True, "upright frontal chest radiograph", checks)
+    others = {name: float(p) for name, p in zip(classes, probabilities, strict=True) if name != "upright"}
+    likeliest = max(others, key=others.__getitem__)
+    checks["chest_check_class"] = likeliest
+    return QAVerdict(False, f"{CHEST_CHECK_REASONS.get(likeliest, 'the image is not an upright chest radiograph')}"
+                            f" (chest check: upright {upright:.2f} < {threshold:.2f}); RadAssist reads upright "
+                            "frontal chest radiographs only", checks)
+
+
+def check_image(lung_labels: np.ndarray) -> QAVerdict:
+    """Image-based verdict from the lung fields: refuses when they are implausible."""
     lungs_ok, lungs_reason, checks = lung_field_check(lung_labels)
-    distance = None
-    if embedding is not None and ood:
-        distance = embedding_distance(embedding, ood)
-        checks["embedding_distance"] = round(distance, 3)
-        checks["embedding_threshold"] = float(ood["threshold"])
     if not lungs_ok:
         return QAVerdict(False, f"{lungs_reason}; this does not look like a frontal chest radiograph", checks)
-    if distance is not None and distance > float(ood["threshold"]):
-        return QAVerdict(False, "the image is unlike the chest radiographs the model was trained on "
-                                f"(embedding distance {distance:.2f} > {float(ood['threshold']):.2f})", checks)
     return QAVerdict(True, "frontal chest radiograph", checks)
+
+
+def domain_verdict(meta: ImageMetadata, card: ModelCard, distance: float | None,
+                   pediatric_probability: float | None) -> DomainVerdict:
+    """Inside or outside the validated domain: the patient's age against the card's validated range, and the
+    embedding distance against the card's out-of-distribution threshold."""
+    notices = []
+    domain = card.validated_domain
+    age = meta.patient_age_years
+    if age is not None:
+        age_group = AgeGroup.PEDIATRIC if age < ADULT_FROM_YEARS else AgeGroup.ADULT
+        source = AgeSource.HEADER
+        if domain.min_age_years is not None and age < domain.min_age_years:
+            notices.append(f"patient age {age:.1f} years is below the validated range "
+                           f"(from {domain.min_age_years:g} years)")
+        if domain.max_age_years is not None and age > domain.max_age_years:
+            notices.append(f"patient age {age:.0f} years is above the validated range "
+                           f"(up to {domain.max_age_years:g} years)")
+    elif pediatric_probability is not None:
+        age_group = AgeGroup.PEDIATRIC if pediatric_probability >= 0.5 else AgeGroup.ADULT
+        source = AgeSource.IMAGE_ESTIMATE
+    else:
+        age_group, source = None, AgeSource.UNKNOWN
+    ood = card.ood
+    if distance is not None and ood is not None and distance > ood.threshold:
+        notices.append(f"the image is unlike the films the model was trained on (embedding distance "
+                       f"{distance:.2f} > {ood.threshold:.2f})")
+    notice = "; ".join(notices)
+    return DomainVerdict(inside=not notices, notice=f"Outside validated use: {notice}." if notice else "",
+                         age_group=age_group, age_source=source)

@@ -7,7 +7,6 @@ choice, the same sha256 check and the same thread settings, and must never build
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from radassist.errors import ModelError
+from radassist.inference.card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -79,35 +79,6 @@ def sha256_of(path: Path) -> str:
 
 
 @dataclass
-class ModelCard:
-    """The JSON card next to each ONNX file: the single source of labels, thresholds and preprocessing."""
-
-    path: Path
-    data: dict[str, Any]
-
-    @property
-    def model_id(self) -> str:
-        return str(self.data["model_id"])
-
-    @property
-    def onnx_path(self) -> Path:
-        return self.path.parent / self.data["file"]
-
-    @property
-    def sha256(self) -> str:
-        return str(self.data["sha256"])
-
-    @classmethod
-    def load(cls, card_path: Path) -> ModelCard:
-        try:
-            return cls(card_path, json.loads(card_path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise ModelError(f"model card {card_path} is missing") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"model card {card_path} is not valid JSON ({exc})") from None
-
-
-@dataclass
 class ModelSession:
     """A verified onnxruntime session and its card."""
 
@@ -158,6 +129,8 @@ def load_model(model: str | Path, provider: str | None = None) -> ModelSession:
         onnx_path = card.onnx_path
         if not onnx_path.exists():
             raise ModelError(f"model file {onnx_path.name} is missing from {onnx_path.parent}")
+        if not onnx_path.is_file():
+            raise ModelError(f"model file {onnx_path} is not a regular file; refusing to load it")
         actual = sha256_of(onnx_path)
         if actual != card.sha256:
             raise ModelError(

@@ -18,6 +18,7 @@ from radassist.paths import models_dir, user_data_dir
 BUNDLED = {
     "classifier": "cxr_classifier.card.json",
     "lungseg": "lungseg.card.json",
+    "chest_check": "chest_check.card.json",
 }
 
 
@@ -69,7 +70,7 @@ class ModelVersion:
 
 
 def _task_of(card: dict) -> str:
-    return "lungseg" if card.get("task") == "lung_segmentation" else "classifier"
+    return {"lung_segmentation": "lungseg", "chest_check": "chest_check"}.get(card.get("task", ""), "classifier")
 
 
 def list_versions() -> list[ModelVersion]:

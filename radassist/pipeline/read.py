@@ -1,4 +1,5 @@
-"""Reading one radiograph end to end: load -> QA -> lungs -> classifier -> saliency -> radiomics -> report.
+"""Reading one radiograph end to end: load -> header QA -> chest check -> lungs -> classifier -> image QA and
+validated domain -> saliency -> radiomics -> report.
 
 This is the one orchestration every host calls (CLI `read`/`report`/`batch`, the Qt viewer, Slicer), so
 stage order, QA refusals and timings are the same everywhere. Each stage is timed in ms.
@@ -18,7 +19,7 @@ import numpy as np
 
 from radassist.errors import InputRefused
 from radassist.io.image import Radiograph
-from radassist.pipeline.result import Finding, ReadResult
+from radassist.pipeline.result import Finding, QAVerdict, ReadResult
 
 if TYPE_CHECKING:
     from radassist.explain.saliency import SaliencyMaps
@@ -34,6 +35,7 @@ class ReadOptions:
     enforce_qa: bool = True  # raise InputRefused on a QA refusal (hosts that want to show the verdict pass False)
     classifier: str = "classifier"
     lungseg: str = "lungseg"
+    chest_check: str = "chest_check"
 
 
 class _Timer:
@@ -71,6 +73,11 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
     with timer.stage("load"):
         image = source if isinstance(source, Radiograph) else read_image(source)
     result = ReadResult(meta=image.meta, qa=qa.check_metadata(image.meta))
+    if result.qa.accepted:
+        with timer.stage("chest_check"):
+            chest = qa.check_chest(image, options.chest_check)
+        result.qa = QAVerdict(chest.accepted, chest.reason if not chest.accepted else result.qa.reason,
+                              {**result.qa.checks, **chest.checks})
     _refuse_or_record(result, options)
     if not result.qa.accepted:
         result.timings_ms = timer.timings
@@ -81,20 +88,24 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
     result.lung_mask = fields.labels
 
     model = load_model(options.classifier)
-    card = model.card.data
-    result.model_id, result.model_sha256, result.provider = model.card.model_id, model.card.sha256, model.provider
+    card = model.card
+    result.model_id, result.model_sha256, result.provider = card.model_id, card.sha256, model.provider
     with timer.stage("preprocess"):
-        prepared = preprocess(image, card["preprocessing"])
+        prepared = preprocess(image, card.preprocessing)
     with timer.stage("inference"):
-        outputs = model.run({model.input_names[0]: prepared.tensor[None]})
+        outputs = model.run({card.input_name: prepared.tensor[None]})
     embedding = outputs["embedding"][0]
 
     with timer.stage("qa"):
-        verdict = qa.check_image(fields.labels, embedding, card.get("ood"))
-    verdict.checks = {**result.qa.checks, **verdict.checks}
+        verdict = qa.check_image(fields.labels)
+        if card.ood is not None:
+            result.embedding_distance = qa.embedding_distance(embedding, card.ood)
+            verdict.checks.update(embedding_distance=round(result.embedding_distance, 3),
+                                  embedding_threshold=card.ood.threshold)
+        verdict.checks = {**result.qa.checks, **verdict.checks}
+        verdict.domain = qa.domain_verdict(image.meta, card, result.embedding_distance,
+                                           verdict.checks.get("chest_check_pediatric"))
     result.qa = verdict
-    if "embedding_distance" in verdict.checks:
-        result.embedding_distance = verdict.checks["embedding_distance"]
     _refuse_or_record(result, options)
 
     with timer.stage("saliency"):
@@ -103,23 +114,22 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
         crop_box = maps.working_box(prepared.crop_box)
         cams = outputs["cam"][0]
         if options.occlusion:
-            cams = sal.occlusion_sensitivity(lambda batch: model.run({model.input_names[0]: batch},
+            cams = sal.occlusion_sensitivity(lambda batch: model.run({card.input_name: batch},
                                                                      ["logits"])["logits"], prepared.tensor)
-        for index, label in enumerate(card["labels"]):
+        for index, label in enumerate(card.labels):
             raw = sal.to_image_space(cams[index], crop_box, maps.working_shape)
-            maps.add(label["id"], sal.normalised_saliency(
-                raw, envelope if label.get("restrict_to_lungs", True) else None))
-            peak = maps.peak(label["id"])
+            maps.add(label.id, sal.normalised_saliency(raw, envelope if label.restrict_to_lungs else None))
+            peak = maps.peak(label.id)
             probability = float(outputs["probabilities"][0][index])
             result.findings.append(Finding(
-                label=label["id"],
-                display_name=label.get("display_name", label["id"]),
+                label=label.id,
+                display_name=label.display_name,
                 probability=probability,
-                threshold=float(label["threshold"]),
-                positive=probability >= float(label["threshold"]),
+                threshold=label.threshold,
+                positive=probability >= label.threshold,
                 zone=zone_at(fields, *peak) if peak else None,
                 peak_rc=peak,
-                conditional_on=label.get("conditional_on"),
+                conditional_on=label.conditional_on,
             ))
         result.saliency = maps
     if on_findings is not None:
@@ -149,6 +159,7 @@ def prepare_read(options: ReadOptions = ReadOptions()) -> None:
     from radassist.inference.engine import load_model
 
     load_model(options.lungseg)
+    load_model(options.chest_check)
     load_model(options.classifier)
     if options.radiomics:
         prepare()

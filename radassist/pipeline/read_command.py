@@ -43,7 +43,8 @@ def result_to_dict(result) -> dict:
         report = report_as_dict(result.report)
     return {
         "file": Path(result.meta.source_path).name,
-        "qa": {"accepted": result.qa.accepted, "reason": result.qa.reason, "checks": result.qa.checks},
+        "qa": {"accepted": result.qa.accepted, "reason": result.qa.reason, "checks": result.qa.checks,
+               "validated_use": _domain_dict(result.qa.domain)},
         "model": {"id": result.model_id, "sha256": result.model_sha256, "provider": result.provider},
         "findings": findings,
         "radiomics": {"evidence": sorted({s.text for f in result.findings for s in f.evidence}),
@@ -55,6 +56,14 @@ def result_to_dict(result) -> dict:
                          for kind, m in result.measurements.items()},
         "timings_ms": result.timings_ms,
     }
+
+
+def _domain_dict(domain) -> dict | None:
+    """Inside / outside the model's validated use, the notice shown to the reader, and the age group used."""
+    if domain is None:
+        return None
+    return {"inside": domain.inside, "notice": domain.notice,
+            "age_group": domain.age_group.value if domain.age_group else None, "age_source": domain.age_source.value}
 
 
 def write_overlays(result, image, folder: Path, writer: OutputWriter) -> list[Path]:
@@ -98,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     print(f"{payload['file']}: {result.qa.reason}; model {result.model_id} ({result.provider})")
+    if result.qa.domain is not None and not result.qa.domain.inside:
+        print(f"  ** {result.qa.domain.notice} **")
     for f in payload["findings"]:
         condition = f" (if {f['conditional_on']})" if f["conditional_on"] else ""
         print(f"  {f['name']:<28} p={f['probability']:.3f} thr={f['threshold']:.3f} {f['status']:<8}"

@@ -47,7 +47,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from radassist.errors import InputRefused, ModelError, RadAssistError
-from radassist.inference.engine import ModelCard, ModelSession, card_path_for, load_model, sha256_of
+from radassist.inference.card import ModelCard
+from radassist.inference.engine import ModelSession, card_path_for, load_model, sha256_of
 from radassist.training.datasets import DUPLICATE_CORRELATION, read_labels_csv
 from radassist.training.labels import targets_for_row
 from radassist.training.metrics import (
