@@ -19,7 +19,6 @@ from radassist.imaging.ctr import (
     widest_thorax,
 )
 from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, segment_lungs
-from radassist.inference.engine import load_model
 from radassist.io import read_image
 from radassist.io.image import ImageMetadata
 from radassist.pipeline.result import MeasurementKind
@@ -113,8 +112,6 @@ def test_real_scr_masks_give_the_row_by_row_ratio(name):
 
 @pytest.mark.parametrize("name", FILMS)
 def test_model_ctr_is_close_to_the_ctr_of_the_radiologist_masks(name):
-    if "heart" not in load_model("lungseg").card.data["labels"]:
-        pytest.skip("the installed lung model has no heart output")
     image = read_image(ANATOMY / "images" / name)
     ctr = measure_ctr(segment_lungs(image), image.meta)
     assert ctr is not None
