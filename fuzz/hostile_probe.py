@@ -3,7 +3,8 @@
 
 Each case is built in a work folder (the large ones once, then kept: they are small on disk), run as a child
 process `radassist ...` under a 4 GB address-space limit (RLIMIT_AS, like `ulimit -v 4194304`) and a time limit,
-and measured with wait4(): exit code, the stderr line(s), peak RSS of the child and wall time.
+and measured with wait4(): exit code, the stderr line(s), peak RSS of the child, wall time and CPU time (user +
+system: on a shared, overloaded machine the wall time mostly measures the queue for a core).
 
     .venv/bin/python fuzz/hostile_probe.py [--work /tmp/radassist-hostile] [--only NAME ...] [--timeout 90]
 
@@ -245,6 +246,7 @@ class Outcome:
     stderr: str
     peak_rss_mb: float
     seconds: float
+    cpu_seconds: float
     note: str = ""
 
 
@@ -284,11 +286,21 @@ def run_case(case: Case, work: Path, timeout: float) -> Outcome:
     stderr = err_path.read_text(encoding="utf-8", errors="replace").strip()
     note = case.check(folder) if case.check else ""
     shown_command = "radassist " + " ".join(_short_argument(a, folder) for a in arguments)
-    return Outcome(case.name, shown_command, exit_code, stderr, rusage.ru_maxrss / 1024.0, seconds, note)
+    return Outcome(case.name, shown_command, exit_code, stderr, rusage.ru_maxrss / 1024.0, seconds,
+                   rusage.ru_utime + rusage.ru_stime, note)
 
 
 def _short_argument(argument: str, folder: Path) -> str:
     return argument.replace(str(folder) + "/", "").replace(str(folder), ".").replace("\n", "\\n")
+
+
+def _event_count(store: Path) -> str:
+    """"<n> (integrity ok)" for a feedback store."""
+    import sqlite3
+
+    with sqlite3.connect(store) as connection:
+        check = connection.execute("PRAGMA integrity_check").fetchone()[0]
+        return f"{connection.execute('SELECT count(*) FROM events').fetchone()[0]} (integrity {check})"
 
 
 def _cached(path: Path, build: Callable[[Path], Path]) -> Path:
@@ -362,6 +374,34 @@ def cases(work: Path) -> list[Case]:
         data.chmod(0o555)
         return ["read", str(SAMPLE_PNG), "--record", "--no-report"]
 
+    def full_disk(folder: Path) -> list[str]:
+        """A 512 KB tmpfs as the data folder, with a store holding one recorded read, then filled to the byte."""
+        disk = folder / "disk"
+        disk.mkdir(exist_ok=True)
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
+        env = {**os.environ, "RADASSIST_DATA_DIR": str(disk / "data")}
+        subprocess.run([sys.executable, "-m", "radassist.cli", "read", str(SAMPLE_PNG), "--record", "--no-report"],
+                       check=True, capture_output=True, env=env, cwd=str(REPO))
+        case.env["RADASSIST_DATA_DIR"] = str(disk / "data")
+        events_before["count"] = _event_count(disk / "data" / "feedback" / "feedback.sqlite")
+        with open(disk / "filler", "wb", buffering=0) as out:
+            for size in (65536, 4096, 512, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        out.write(bytes(size))
+        return ["read", str(SAMPLE_PNG), "--record", "--no-report"]
+
+    def store_kept(folder: Path) -> str:
+        disk = folder / "disk"
+        (disk / "filler").unlink()
+        after = _event_count(disk / "data" / "feedback" / "feedback.sqlite")
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+        return f"store: {events_before['count']} events before, {after} after"
+
+    events_before: dict[str, str] = {}
+
+    case = Case("read-record-full-disk", full_disk, check=store_kept)
     jpeg = _cached(big / "chest.jpg", lambda p: jpeg_of(SAMPLE_PNG, p))
     half_jpeg = _cached(big / "chest_half.jpg", lambda p: truncated_copy(jpeg, p))
     return [
@@ -399,6 +439,7 @@ def cases(work: Path) -> list[Case]:
         Case("saliency-out-existing", saliency_existing, check=unchanged("overlays/pediatric_normal_pneumonia.png")),
         Case("read-record-readonly-data", readonly_data, no_file_override=True,
              env={"RADASSIST_DATA_DIR": ""}),
+        case,
     ]
 
 
@@ -440,8 +481,8 @@ def main() -> int:
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     args.work.chmod(0o755)
-    print("| case | command | exit | stderr | peak RSS | time |")
-    print("|---|---|---|---|---|---|")
+    print("| case | command | exit | stderr | peak RSS | wall time | CPU time |")
+    print("|---|---|---|---|---|---|---|")
     for case in cases(args.work):
         if args.only and case.name not in args.only:
             continue
@@ -453,7 +494,7 @@ def main() -> int:
         code = "killed at timeout" if outcome.exit_code is None else str(outcome.exit_code)
         note = f" [{outcome.note}]" if outcome.note else ""
         print(f"| {outcome.name} | `{outcome.command}` | {code} | {shown.replace('|', '/')}{note} | "
-              f"{outcome.peak_rss_mb:.0f} MB | {outcome.seconds:.2f} s |", flush=True)
+              f"{outcome.peak_rss_mb:.0f} MB | {outcome.seconds:.2f} s | {outcome.cpu_seconds:.2f} s |", flush=True)
     return 0
 
 
