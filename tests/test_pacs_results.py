@@ -86,6 +86,10 @@ def test_overlay_capture_is_labelled_research_use_and_passes_dciodvfy(chest_read
 
     stored = pydicom.dcmread(path)
     assert stored.StudyInstanceUID == original.StudyInstanceUID and stored.PatientID == original.PatientID
+    long_name = replace(result.finding(priority.label), display_name="A finding with a very long display name " * 3)
+    long_capture = overlay_capture(original, np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32),
+                                   long_name, result)
+    assert len(long_capture.SeriesDescription.encode("utf-8")) <= 64  # a LO value, "—" is 3 bytes
     assert stored.SeriesDescription.startswith(RESEARCH_LABEL) and stored.BurnedInAnnotation == "YES"
     assert stored.PhotometricInterpretation == "RGB"
     pixels = stored.pixel_array

@@ -35,6 +35,11 @@ _TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "
                  "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
+def long_string(text: str) -> str:
+    """`text` cut to fit a LO value: 64 bytes in UTF-8 (ISO_IR 192), which "—" alone takes 3 of."""
+    return text.encode("utf-8")[:64].decode("utf-8", errors="ignore")
+
+
 def reference_header(original: Dataset) -> Dataset:
     """A copy of the source header (no pixels) that highdicom can take the patient and study from; the
     source itself is never changed."""
@@ -136,7 +141,7 @@ def signed_reading_sr(original: Dataset, state, reader_name: str) -> Dataset:
 
 def _describe(document: Dataset, what: str) -> Dataset:
     document.SpecificCharacterSet = "ISO_IR 192"
-    document.SeriesDescription = f"{what} ({RESEARCH_LABEL})"
+    document.SeriesDescription = long_string(f"{what} ({RESEARCH_LABEL})")
     return document
 
 
@@ -166,7 +171,7 @@ def overlay_capture(original: Dataset, gray01: np.ndarray, saliency01: np.ndarra
         transfer_syntax_uid="1.2.840.10008.1.2.1",
     )
     capture.SpecificCharacterSet = "ISO_IR 192"
-    capture.SeriesDescription = f"{RESEARCH_LABEL}: saliency for {finding.display_name}"[:64]
+    capture.SeriesDescription = long_string(f"{RESEARCH_LABEL}: saliency for {finding.display_name}")
     capture.ImageComments = (f"{RESEARCH_LABEL}. Not for diagnosis. Saliency of '{finding.label}' from "
                              f"{result.model_id} (sha256 {result.model_sha256[:16]}).")
     _set_body_part(capture, original)
@@ -189,7 +194,7 @@ def presentation_state(original: Dataset, result: ReadResult) -> Dataset | None:
     header = reference_header(original)
     rows, columns = int(header.Rows), int(header.Columns)
     radius = max(4.0, 0.06 * min(rows, columns))
-    layer = hd.pr.GraphicLayer(layer_name="AI", order=1, description=f"AI findings ({RESEARCH_LABEL})")
+    layer = hd.pr.GraphicLayer(layer_name="AI", order=1, description=long_string(f"AI findings ({RESEARCH_LABEL})"))
     circles, labels = [], []
     for finding in positive:
         row, column = finding.peak_rc
@@ -206,14 +211,14 @@ def presentation_state(original: Dataset, result: ReadResult) -> Dataset | None:
     state = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[header], series_instance_uid=uid("gsps-series"), series_number=PRESENTATION_SERIES_NUMBER,
         sop_instance_uid=uid("gsps"), instance_number=1, manufacturer="RadAssist",
-        manufacturer_model_name=result.model_id[:64] or "RadAssist", software_versions=_version(),
+        manufacturer_model_name=long_string(result.model_id) or "RadAssist", software_versions=_version(),
         device_serial_number=result.model_sha256[:16] or "none", content_label="AI_FINDINGS",
-        content_description=f"AI findings ({RESEARCH_LABEL})"[:64], graphic_layers=[layer],
+        content_description=long_string(f"AI findings ({RESEARCH_LABEL})"), graphic_layers=[layer],
         graphic_annotations=[hd.pr.GraphicAnnotation(referenced_images=[header], graphic_layer=layer,
                                                      graphic_objects=circles, text_objects=labels)],
     )
     state.SpecificCharacterSet = "ISO_IR 192"
-    state.SeriesDescription = f"{RESEARCH_LABEL}: findings"
+    state.SeriesDescription = long_string(f"{RESEARCH_LABEL}: findings")
     _set_body_part(state, original)
     return state
 
