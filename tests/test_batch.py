@@ -1,11 +1,12 @@
-"""`radassist batch` with the local engine: collision-free names, sources confined to SRC, DICOM studies,
-a SIGKILLed worker, a SIGKILLed driver and --resume. Real images from ../shared/data and tests/data, the
-real CLI in a subprocess, real worker processes and signals. (The Ray engine: tests/test_batch_ray.py.)
+"""`radassist batch`: collision-free names, sources confined to SRC, DICOM studies, a SIGKILLed worker, a
+SIGKILLed driver and --resume, and a SIGKILLed Ray actor on a real local Ray instance. Real images from
+../shared/data and tests/data, the real CLI in a subprocess, real worker processes and signals.
 """
 
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import os
 import shutil
@@ -32,8 +33,30 @@ def batch_command(*args: object) -> list[str]:
     return [sys.executable, "-c", CLI, "batch", *map(str, args)]
 
 
-def run_batch(*args: object, timeout: float = 240) -> subprocess.CompletedProcess:
+def run_batch(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def start_batch():
+    """Start `radassist batch` in the background; a run the test left running is interrupted (Ctrl+C, so a
+    local Ray shuts down), then killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: object, **popen) -> subprocess.Popen:
+        popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+        started.append(subprocess.Popen(batch_command(*args), **popen))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def summary_rows(out: Path) -> list[dict]:
@@ -264,7 +287,7 @@ def wait_for(condition, timeout: float, what: str):
 
 def kill_a_busy_worker(driver: subprocess.Popen, out: Path, is_worker) -> int:
     """Once a first result exists, SIGKILL a worker that is reading (running) an image; returns its pid."""
-    wait_for(lambda: result_files(out) or driver.poll() is not None, 120, "a first result")
+    wait_for(lambda: result_files(out) or driver.poll() is not None, 600, "a first result")
     assert driver.poll() is None, "the batch ended before a worker could be killed"
     victim = wait_for(lambda: next((pid for pid in descendants(driver.pid)
                                     if is_worker(cmdline(pid)) and state(pid) == "R"), None), 30, "a busy worker")
@@ -278,13 +301,12 @@ def is_local_worker(command: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("retries", [1, 0])
-def test_a_killed_worker_loses_no_image(tmp_path, pediatric, retries):
+def test_a_killed_worker_loses_no_image(tmp_path, pediatric, retries, start_batch):
     src, out = tmp_path / "src", tmp_path / "out"
     names = image_tree(src, pediatric[:16], folders=4)
-    driver = subprocess.Popen(batch_command(src, "--out", out, "--workers", "2", "--retries", retries),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = start_batch(src, "--out", out, "--workers", "2", "--retries", retries)
     victim = kill_a_busy_worker(driver, out, is_local_worker)
-    stdout, stderr = driver.communicate(timeout=240)
+    stdout, stderr = driver.communicate(timeout=600)
     proc = subprocess.CompletedProcess(driver.args, driver.returncode, stdout, stderr)
     assert_no_traceback(proc)
     rows = summary_rows(out)
@@ -305,12 +327,11 @@ def test_a_killed_worker_loses_no_image(tmp_path, pediatric, retries):
 
 
 @pytest.mark.slow
-def test_a_killed_driver_leaves_a_valid_summary_and_resume_finishes_the_rest(tmp_path, pediatric):
+def test_a_killed_driver_leaves_a_valid_summary_and_resume_finishes_the_rest(tmp_path, pediatric, start_batch):
     src, out = tmp_path / "src", tmp_path / "out"
     names = image_tree(src, pediatric[:16], folders=4)
-    driver = subprocess.Popen(batch_command(src, "--out", out, "--workers", "2"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: len(result_files(out)) >= 3 or driver.poll() is not None, 120, "three results")
+    driver = start_batch(src, "--out", out, "--workers", "2", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: len(result_files(out)) >= 3 or driver.poll() is not None, 600, "three results")
     workers = [pid for pid in descendants(driver.pid) if is_local_worker(cmdline(pid))]
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(timeout=30)
@@ -337,3 +358,67 @@ def test_a_killed_driver_leaves_a_valid_summary_and_resume_finishes_the_rest(tmp
     print(f"\nresume: {len(names)} images; killed driver left {len(partial)} summary rows and "
           f"{len(done_before)} results; --resume kept {len(kept)}, read {len(names) - len(kept)}; "
           f"{resumed.stdout.strip().splitlines()[0]}")
+
+
+# --- the Ray engine: a real local Ray instance ([scale] extra) ---------------------------------------------
+
+def listening_addresses(pids: list[int]) -> set[str]:
+    """The local addresses of the TCP sockets these processes listen on (from /proc, no tools needed)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                raw = fields[1].split(":")[0]
+                addresses.add(str(ipaddress.ip_address(bytes.fromhex(raw)[::-1])) if len(raw) == 8
+                              else _ipv6(raw))
+    return addresses
+
+
+def _ipv6(raw: str) -> str:
+    words = bytes.fromhex(raw)
+    packed = b"".join(words[i:i + 4][::-1] for i in range(0, 16, 4))
+    address = ipaddress.ip_address(packed)
+    return str(address.ipv4_mapped or address)
+
+
+def is_ray_actor(command: str) -> bool:
+    return command.startswith("ray::BatchWorker")
+
+
+@pytest.mark.slow
+def test_a_killed_ray_actor_loses_no_image_and_ray_stays_in_the_output_folder(tmp_path, pediatric, start_batch):
+    pytest.importorskip("ray", reason="the [scale] extra (ray) is not installed")
+    src, out = tmp_path / "src", tmp_path / "out"
+    names = image_tree(src, pediatric[16:28], folders=3)
+    driver = start_batch(src, "--out", out, "--workers", "2", "--engine", "ray")
+    victim = kill_a_busy_worker(driver, out, is_ray_actor)
+    ray_processes = descendants(driver.pid)
+    assert listening_addresses(ray_processes) <= {"127.0.0.1"}  # a private Ray: nothing on the network
+    stdout, stderr = driver.communicate(timeout=600)
+    proc = subprocess.CompletedProcess(driver.args, driver.returncode, stdout, stderr)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert_no_traceback(proc)
+    assert not cmdline(victim)
+    rows = summary_rows(out)
+    assert sorted(row["file"] for row in rows) == sorted(names)  # one row an image: none lost
+    assert {row["status"] for row in rows} == {"read"}  # what the killed actor held was read elsewhere
+    assert any(int(row["attempts"]) >= 2 for row in rows)
+    assert result_files(out) == {f"results/{name}.json" for name in names}
+    assert "worker(s) lost: Ray actor lost" in stderr
+    assert stdout.startswith(f"{len(names)} images: {len(names)} read") and "ray imported: True" in stdout
+    sessions = list((out / "ray").glob("session_2*"))
+    assert len(sessions) == 1 and (sessions[0] / "logs").is_dir()
+    assert (out / "ray" / "session_latest").resolve() == sessions[0].resolve()
+    print(f"\nkill a Ray actor: {len(names)} images, {len(result_files(out))} results, "
+          f"{sum(r['status'] == 'failed' for r in rows)} failed rows, exit code {proc.returncode}; "
+          f"{stdout.strip().splitlines()[0]}")

@@ -5,8 +5,8 @@ actor, the rest wait on the driver as paths. When an actor dies (its process kil
 images it held go back to the queue and a new actor is created wherever the cluster has room, up to
 LOST_WORKERS_PER_WORKER replacements a worker.
 
-Without --ray-address a private single-node Ray instance is started on 127.0.0.1 with usage statistics
-and the dashboard off; its logs and temporary files live in OUT/ray/. Ray binds Unix sockets under its
+Without --ray-address a private single-node Ray instance is started, listening on 127.0.0.1 only, with usage
+statistics and the dashboard off; its logs and temporary files live in OUT/ray/. Ray binds Unix sockets under its
 temporary folder and a socket path may be at most ~107 bytes, which OUT/ray/session_<date>_<pid>/sockets/...
 often exceeds: Ray is therefore given a short symbolic link (made with tempfile) that points to OUT/ray,
 so the files still land in the output folder. With --ray-address the batch joins that cluster (the image
@@ -37,6 +37,10 @@ IN_FLIGHT_PER_ACTOR = 2  # one being read, one waiting on the actor: no idle gap
 def ray_session(ray_folder: Path, address: str | None, cpus: int) -> Iterator[object]:
     """Start (or join) Ray and yield the `ray` module; shut it down afterwards."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray.init; no usage statistics leave the machine
+    if not address:
+        # On Linux, Ray swaps 127.0.0.1 for the machine's network address and listens there; this switch (named
+        # for Windows and macOS, where it is the default) keeps a private instance on the loopback interface.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     try:
         import ray
     except ImportError:
@@ -51,7 +55,9 @@ def ray_session(ray_folder: Path, address: str | None, cpus: int) -> Iterator[ob
             (link_folder / "t").symlink_to(ray_folder.resolve(), target_is_directory=True)
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                      _temp_dir=str(link_folder / "t"), logging_level=logging.ERROR, log_to_driver=False)
-    except (ConnectionError, RuntimeError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001  Ray raises a bare Exception when its node does not come up in time
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # stops whatever part of a local instance did start
         if link_folder is not None:
             shutil.rmtree(link_folder, ignore_errors=True)
         where = f"connect to the Ray cluster at {address}" if address else "start a local Ray instance"
