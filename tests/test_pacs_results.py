@@ -141,8 +141,11 @@ def test_priority_uses_abnormal_when_the_model_has_it_else_the_top_level_finding
     with_abnormal = [_finding("opacity", 0.9), _finding("abnormal", 0.3), _finding("viral_pattern", 0.99, 0.5,
                                                                                    "pneumonia")]
     assert ai_priority(with_abnormal).label == "abnormal" and not ai_priority(with_abnormal).flagged
+    assert ai_priority(with_abnormal).lead_finding == "opacity"  # the specific finding shown beside it
     without = [_finding("pneumonia", 0.2), _finding("opacity", 0.6), _finding("viral_pattern", 0.99, 0.5, "pneumonia")]
     assert ai_priority(without).label == "opacity"  # a conditional label never drives priority
+    assert ai_priority(without).lead_finding == "opacity"
+    assert ai_priority([_finding("pneumonia", 0.2)]).lead_finding == ""  # nothing at or above its threshold
     assert ai_priority([]) is None
 
 

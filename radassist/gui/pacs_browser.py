@@ -192,8 +192,8 @@ class PacsBrowser(QWidget):
             header = self._headers[entry.sop_instance_uid] = _header_fields(entry.spool_path)
         look = ai_look(entry)
         priority = "" if entry.priority is None else f"{entry.priority:.0%}"
-        finding = entry.priority_label.replace("_", " ") if entry.priority is not None else \
-            ("" if entry.ai_status is AIStatus.RECEIVED else entry.ai_status.value)
+        finding = (entry.lead_finding or entry.priority_label).replace("_", " ") if entry.priority is not None \
+            else ("" if entry.ai_status is AIStatus.RECEIVED else entry.ai_status.value)
         item = QTreeWidgetItem(["", priority, header.patient, finding, header.accession, header.study_date,
                                 RESULTS_TEXT[entry.results_status], READING_TEXT[entry.reading_status]])
         item.setIcon(0, _dot(look.colour))

@@ -7,7 +7,8 @@ listener's association threads, its pre-reader, its sender and a viewer in anoth
 
 Priority: the calibrated probability of the model card's `abnormal` label when the model has one, else
 the highest calibrated probability among the top-level findings (labels not conditional on another).
-`flagged` says whether that label is at or above its operating threshold.
+`flagged` says whether that label is at or above its operating threshold; `lead_finding` names the most probable
+specific finding at or above its threshold (what the worklist shows beside the priority).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Priority:
     score: float  # calibrated probability in [0, 1]
     label: str  # the label it came from
     flagged: bool  # that label is at or above its threshold
+    lead_finding: str = ""  # the most probable specific finding at or above its threshold ("" = none)
 
 
 def ai_priority(findings: Sequence[Finding]) -> Priority | None:
@@ -61,7 +63,10 @@ def ai_priority(findings: Sequence[Finding]) -> Priority | None:
         abnormal = max(top_level, key=lambda f: f.probability, default=None)
     if abnormal is None:
         return None
-    return Priority(score=float(abnormal.probability), label=abnormal.label, flagged=bool(abnormal.positive))
+    specific = [f for f in findings if f.positive and not f.conditional_on and f.label != ABNORMAL_LABEL]
+    lead = max(specific, key=lambda f: f.probability, default=None)
+    return Priority(score=float(abnormal.probability), label=abnormal.label, flagged=bool(abnormal.positive),
+                    lead_finding=lead.label if lead else "")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class WorklistEntry:
     priority: float | None
     priority_label: str
     flagged: bool
+    lead_finding: str
     model_id: str
     reading_status: ReadingStatus
     results_status: ResultsStatus
@@ -99,6 +105,7 @@ CREATE TABLE IF NOT EXISTS instances (
     priority REAL,
     priority_label TEXT NOT NULL DEFAULT '',
     flagged INTEGER NOT NULL DEFAULT 0,
+    lead_finding TEXT NOT NULL DEFAULT '',
     model_id TEXT NOT NULL DEFAULT '',
     reading_status TEXT NOT NULL DEFAULT 'unread',
     results_status TEXT NOT NULL DEFAULT 'not_sent',
@@ -143,7 +150,7 @@ class Worklist:
                    ON CONFLICT (sop_instance_uid) DO UPDATE SET received_utc = excluded.received_utc,
                        calling_ae = excluded.calling_ae, spool_path = excluded.spool_path,
                        ai_status = excluded.ai_status, ai_reason = '', priority = NULL, priority_label = '',
-                       flagged = 0, model_id = ''""",
+                       flagged = 0, lead_finding = '', model_id = ''""",
                 (sop_instance_uid, study_instance_uid, series_instance_uid, sop_class_uid, calling_ae, _now(),
                  str(spool_path), AIStatus.RECEIVED.value))
 
@@ -152,9 +159,10 @@ class Worklist:
         with self._connect() as db:
             db.execute(
                 """UPDATE instances SET ai_status = ?, ai_reason = ?, priority = ?, priority_label = ?, flagged = ?,
-                       model_id = ? WHERE sop_instance_uid = ?""",
+                       lead_finding = ?, model_id = ? WHERE sop_instance_uid = ?""",
                 (status.value, reason, priority.score if priority else None, priority.label if priority else "",
-                 int(priority.flagged) if priority else 0, model_id, sop_instance_uid))
+                 int(priority.flagged) if priority else 0, priority.lead_finding if priority else "", model_id,
+                 sop_instance_uid))
 
     def set_results(self, sop_instance_uid: str, status: ResultsStatus, *, attempts: int = 0, error: str = "") -> None:
         with self._connect() as db:
@@ -198,7 +206,8 @@ def _entry(row: sqlite3.Row) -> WorklistEntry:
         series_instance_uid=row["series_instance_uid"], sop_class_uid=row["sop_class_uid"],
         calling_ae=row["calling_ae"], received_utc=row["received_utc"], spool_path=row["spool_path"],
         ai_status=AIStatus(row["ai_status"]), ai_reason=row["ai_reason"], priority=row["priority"],
-        priority_label=row["priority_label"], flagged=bool(row["flagged"]), model_id=row["model_id"],
+        priority_label=row["priority_label"], flagged=bool(row["flagged"]), lead_finding=row["lead_finding"],
+        model_id=row["model_id"],
         reading_status=ReadingStatus(row["reading_status"]), results_status=ResultsStatus(row["results_status"]),
         results_attempts=int(row["results_attempts"]), results_error=row["results_error"],
     )
