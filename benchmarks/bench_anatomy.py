@@ -39,8 +39,9 @@ def main(argv: list[str]) -> int:
     raw = np.random.default_rng(0).random(maps.working_shape, dtype=np.float32)
 
     def weight_all() -> None:
+        weight = sal.lesion_weight(fields.lesion, maps.working_shape)
         for _ in labels:
-            sal.lesion_weighted(raw, fields.lesion)
+            sal.lesion_weighted(raw, weight)
 
     timings = {
         "segment_baseline": measure(lambda: segment_lungs(image, baseline_card)),
@@ -48,16 +49,20 @@ def main(argv: list[str]) -> int:
         "measure_ctr": measure(lambda: measure_ctr(fields, image.meta)),
         "lesion_weighting_all_labels": measure(weight_all) if fields.lesion is not None else None,
     }
-    extra = (timings["segment_anatomy"]["median_ms"] + timings["measure_ctr"]["median_ms"]
-             + (timings["lesion_weighting_all_labels"] or {"median_ms": 0.0})["median_ms"]
-             - timings["segment_baseline"]["median_ms"])
+    added = [name for name in ("segment_anatomy", "measure_ctr", "lesion_weighting_all_labels") if timings[name]]
+
+    def extra(key: str) -> float:
+        return sum(timings[name][key] for name in added) - timings["segment_baseline"][key]
+
     rows = [[name, t["median_ms"], t["p95_ms"], t["cpu_median_ms"]] for name, t in timings.items() if t]
     print_table(f"{image.shape[1]}x{image.shape[0]} image, {len(labels)} classifier labels",
                 ["stage", "median ms", "p95 ms", "cpu median ms"], rows)
     ratio = timings["segment_anatomy"]["median_ms"] / timings["segment_baseline"]["median_ms"]
-    print(f"anatomy / baseline segmentation: {ratio:.2f}x; added to a read: {extra:+.1f} ms (goal <= 30 ms)")
+    print(f"anatomy / baseline segmentation: {ratio:.2f}x; added to a read: wall {extra('median_ms'):+.1f} ms, "
+          f"thread CPU {extra('cpu_median_ms'):+.1f} ms (goal <= 30 ms; with RADASSIST_THREADS=1 onnxruntime "
+          "runs in the calling thread, so its CPU time is counted)")
     emit_json("anatomy", {"image_shape": list(image.shape), "timings": timings, "ratio": round(ratio, 3),
-                          "added_ms": round(extra, 1)})
+                          "added_ms": round(extra("median_ms"), 1), "added_cpu_ms": round(extra("cpu_median_ms"), 1)})
     return 0
 
 

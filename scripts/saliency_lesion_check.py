@@ -8,6 +8,7 @@ only the images of its validation split (the card's `training.validation_images`
 boxes were never trained on and are all scored.
 
 Usage: .venv/bin/python scripts/saliency_lesion_check.py ../shared/data [--out scores.json] [--no-occlusion]
+       [--update-card]   (writes the summary into the anatomy model's card and regenerates its note)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-occlusion", action="store_true", help="skip occlusion (64 forward passes an image)")
     parser.add_argument("--all-images", action="store_true",
                         help="also score covid_cxr_seg/jsrt images the anatomy model was trained on")
+    parser.add_argument("--update-card", action="store_true",
+                        help="write the summary into the anatomy model's card (`localisation`) and its note")
     parser.add_argument("--seed", type=int, default=20240611)
     args = parser.parse_args(argv)
     lung_card = load_model("lungseg").card
@@ -43,11 +46,33 @@ def main(argv: list[str] | None = None) -> int:
         summaries[source] = summarise([s for s in scores if s.reference.source == source], args.seed)
     for name, summary in summaries.items():
         print(f"\n== {name}\n{format_table(summary)}")
+    if args.update_card:
+        update_card(lung_card.path, summaries, load_model("classifier").card.model_id)
     if args.out:
         per_image = [{"image": s.reference.name, "label": s.label, "hit": s.hit, "pointing": s.pointing,
                       "side": s.side} for s in scores]
         args.out.write_text(json.dumps({"summaries": summaries, "images": per_image}, indent=1), encoding="utf-8")
     return 0
+
+
+def update_card(card_path: Path, summaries: dict, classifier: str) -> None:
+    from radassist.training.lungseg_train import write_model_note
+
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    overall = summaries["all"]
+    best = "cam_x_lesion" if "cam_x_lesion" in overall["methods"] else overall["methods"][0]
+    parts = []
+    for metric, name in (("hit", "peak in lesion"), ("pointing", "pointing game"), ("side", "side agreement")):
+        entry = overall["metrics"][metric]
+        parts.append(f"{name} {entry[best]['mean']:.2f} (95 % CI {entry[best]['ci95'][0]:.2f}-"
+                     f"{entry[best]['ci95'][1]:.2f}) vs random point in lung {entry['random']['mean']:.2f}, "
+                     f"classifier CAM alone {entry['cam']['mean']:.2f}")
+    card["localisation"] = {
+        "classifier": classifier, "method": best, "summaries": summaries,
+        "text": f"{best} saliency of {classifier} on {overall['images']} held-out images "
+                f"({overall['by_source']}): " + "; ".join(parts) + " (scripts/saliency_lesion_check.py)."}
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    write_model_note(card_path.with_name(card_path.name.replace(".card.json", ".md")), card)
 
 
 if __name__ == "__main__":

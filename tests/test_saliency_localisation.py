@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radassist.explain.saliency import lesion_weighted, mirrored_cam, normalised_saliency, peak_location
+from radassist.explain.saliency import (
+    lesion_weight,
+    lesion_weighted,
+    mirrored_cam,
+    normalised_saliency,
+    peak_location,
+)
 from radassist.imaging.lungs import segment_lungs
 from radassist.imaging.preprocess import preprocess
 from radassist.inference.engine import load_model
@@ -49,8 +55,10 @@ def test_lesion_weighting_moves_the_peak_to_the_lesion_and_keeps_a_peak_without_
     raw[40:50, 10:20] = 0.6  # weaker evidence over the lesion
     lesion = np.zeros((30, 40), dtype=np.float32)  # coarser grid over the same image
     lesion[20:25, 5:10] = 0.9
-    assert peak_location(normalised_saliency(lesion_weighted(raw, lesion), None))[1] < 25
-    flat = lesion_weighted(raw, np.zeros((30, 40), dtype=np.float32))
+    weight = lesion_weight(lesion, raw.shape)
+    assert weight.shape == raw.shape
+    assert peak_location(normalised_saliency(lesion_weighted(raw, weight), None))[1] < 25
+    flat = lesion_weighted(raw, lesion_weight(np.zeros((30, 40), dtype=np.float32), raw.shape))
     assert peak_location(normalised_saliency(flat, None)) == (10, 70)  # no lesion anywhere: the CAM decides
 
 

@@ -127,15 +127,19 @@ def peak_location(saliency: np.ndarray) -> tuple[int, int] | None:
     return int(row), int(column)
 
 
-def lesion_weighted(raw: np.ndarray, lesion: np.ndarray) -> np.ndarray:
-    """A raw map at working shape (e.g. `to_image_space` of a CAM) weighted by the anatomy model's lesion
-    probability (`LungFields.lesion`, any resolution over the whole image, resampled here): the
-    classifier says what, the lesion output says where. Positive evidence only; scale is arbitrary
-    (`normalised_saliency` rescales)."""
-    weight = resize_plane(lesion, raw.shape[0], raw.shape[1])
+def lesion_weight(lesion: np.ndarray, working_shape: tuple[int, int]) -> np.ndarray:
+    """The anatomy model's lesion probability (`LungFields.lesion`, any resolution over the whole image)
+    at the maps' working shape: computed once per read, used for every label."""
+    return resize_plane(lesion, int(working_shape[0]), int(working_shape[1]))
+
+
+def lesion_weighted(raw: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A raw map at working shape (e.g. `to_image_space` of a CAM) weighted by the lesion probability at
+    the same shape (`lesion_weight`): the classifier says what, the lesion output says where. Positive
+    evidence only; scale is arbitrary (`normalised_saliency` rescales). A floor on both factors keeps a
+    lesion the CAM misses visible and gives a CAM without any lesion its own peak."""
     peak = float(raw.max())
     evidence = np.maximum(raw, 0.0) / peak if peak > 0 else np.zeros_like(raw)
-    # a floor, so a lesion the CAM misses still shows and a CAM without any lesion still has a peak
     return (0.1 + evidence) * (0.01 + weight)
 
 

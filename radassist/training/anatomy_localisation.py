@@ -199,9 +199,10 @@ def score_image(reference: LesionReference, classifier: str, lung_model: str, oc
                     for method, model_map in model_maps.items()}
     if fields.lesion is not None:
         start = time.perf_counter()
-        working_maps["cam_x_lesion"] = sal.lesion_weighted(working_maps["cam"], fields.lesion)
+        weight = sal.lesion_weight(fields.lesion, maps.working_shape)
+        working_maps["cam_x_lesion"] = sal.lesion_weighted(working_maps["cam"], weight)
         score.milliseconds["cam_x_lesion"] = score.milliseconds["cam"] + 1000 * (time.perf_counter() - start)
-        working_maps["lesion"] = sal.lesion_weighted(np.ones(maps.working_shape, np.float32), fields.lesion)
+        working_maps["lesion"] = sal.lesion_weighted(np.ones(maps.working_shape, np.float32), weight)
     for method, raw in working_maps.items():
         peak = sal.peak_location(sal.normalised_saliency(raw, envelope))
         if peak is None:  # no positive evidence in the lungs: the method points nowhere
