@@ -75,8 +75,9 @@ def test_worklist_is_sorted_by_ai_priority_with_status_icons(qtbot, filled_spool
     # flagged studies first, then by priority; the refused scout last
     expected_order = sorted(read, key=lambda e: (not e.flagged, -e.priority))
     assert [row[1] for row in rows[:3]] == [f"{e.priority:.0%}" for e in expected_order]
-    assert [row[3] for row in rows[:3]] == [(e.lead_finding or e.priority_label).replace("_", " ")
-                                            for e in expected_order]
+    assert [row[3] for row in rows[:3]] == [
+        (e.lead_finding or e.priority_label).replace("_", " ") if e.lead_finding or e.flagged else "none flagged"
+        for e in expected_order]
     tree = browser.worklist_tree
     tooltips = [tree.topLevelItem(i).toolTip(0) for i in range(4)]
     assert tooltips[3] == "AI refused the image (input QA)" and rows[3][1] == "" and rows[3][3] == "refused"

@@ -105,6 +105,15 @@ def _header_fields(path: str) -> HeaderFields:
                         f"{date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 else date)
 
 
+def _finding_text(entry: WorklistEntry) -> str:
+    """The worklist's Finding column: the lead finding, else the priority label when flagged, else the status."""
+    if entry.priority is None:
+        return "" if entry.ai_status is AIStatus.RECEIVED else entry.ai_status.value
+    if entry.lead_finding or entry.flagged:
+        return (entry.lead_finding or entry.priority_label).replace("_", " ")
+    return "none flagged"
+
+
 class PacsBrowser(QWidget):
     open_requested = Signal(str)  # a spooled or retrieved image to open
 
@@ -192,8 +201,7 @@ class PacsBrowser(QWidget):
             header = self._headers[entry.sop_instance_uid] = _header_fields(entry.spool_path)
         look = ai_look(entry)
         priority = "" if entry.priority is None else f"{entry.priority:.0%}"
-        finding = (entry.lead_finding or entry.priority_label).replace("_", " ") if entry.priority is not None \
-            else ("" if entry.ai_status is AIStatus.RECEIVED else entry.ai_status.value)
+        finding = _finding_text(entry)
         item = QTreeWidgetItem(["", priority, header.patient, finding, header.accession, header.study_date,
                                 RESULTS_TEXT[entry.results_status], READING_TEXT[entry.reading_status]])
         item.setIcon(0, _dot(look.colour))
