@@ -19,7 +19,12 @@ import numpy as np
 from radassist.errors import InputRefused
 from radassist.io.decoder_output import quiet_decoders
 from radassist.io.image import ImageMetadata, Radiograph, WindowPreset, luminance
-from radassist.io.limits import check_codestream_size, check_dimensions, check_inflated_size
+from radassist.io.limits import (
+    check_codestream_size,
+    check_decoded_bytes,
+    check_dimensions,
+    check_inflated_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +312,10 @@ def read_metadata(ds, path: Path) -> ImageMetadata:
     frames = _int(ds, "NumberOfFrames", 1) or 1
     samples = _int(ds, "SamplesPerPixel", 1) or 1
     check_dimensions(rows, columns, frames, samples)
+    bits_allocated = _int(ds, "BitsAllocated", 16) or 16
+    # One frame is decoded (index=0), whatever the number of frames; a native file's other frames are in memory
+    # already, bounded by the file size limit, and a deflated data set by MAX_INFLATED_BYTES.
+    check_decoded_bytes(_printable(path.name), (columns, rows), samples, max(1, -(-bits_allocated // 8)))
     photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").upper()
     uid, syntax_name = _syntax(ds)
     meta = ImageMetadata(
