@@ -88,7 +88,16 @@ def _check_output_folder(plan: BatchPlan) -> None:
                            "to read everything again")
 
 
-def _engine(plan: BatchPlan):
+class Engine(Protocol):
+    """Reads what the queue holds on its workers, handing every outcome to `deliver` (local_engine, ray_engine)."""
+
+    lost_workers: list[str]  # one line per worker lost during the run
+    notes: list[str]  # what the user should be told (e.g. fewer workers than asked)
+
+    def read(self, queue: WorkQueue, deliver: Callable[[Outcome], None]) -> None: ...
+
+
+def _engine(plan: BatchPlan) -> Engine:
     if plan.engine is EngineKind.RAY:
         from radassist.batch.ray_engine import RayEngine
 
@@ -188,7 +197,7 @@ def _read(plan: BatchPlan, queue: WorkQueue, writer: OutputWriter, summary: Summ
             deliver(outcome)
         raise
     finally:
-        totals.notes += getattr(engine, "notes", [])
+        totals.notes += engine.notes
         if engine.lost_workers:
             totals.notes.append(f"{len(engine.lost_workers)} worker(s) lost: " + "; ".join(engine.lost_workers[:5]))
 

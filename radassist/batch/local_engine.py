@@ -63,6 +63,7 @@ class LocalEngine:
         self.workers, self.threads, self.options = workers, threads, options
         self._context = multiprocessing.get_context("spawn")  # no fork of a driver that may hold threads
         self.lost_workers: list[str] = []  # one line per lost worker: pid and how it ended
+        self.notes: list[str] = []  # nothing to add for the user beyond the lost workers
 
     def _start(self) -> _Slot:
         driver_end, worker_end = self._context.Pipe(duplex=True)
