@@ -177,6 +177,20 @@ def test_a_png_over_the_pixel_limit_is_refused_from_its_header(tmp_path: Path) -
     assert_refused(radassist("info", str(path)), "8100 x 8100")
 
 
+def test_a_dicom_frame_over_the_decode_budget_is_refused_before_decoding(tmp_path: Path) -> None:
+    """8000 x 8000 is within the pixel limit, but 4 samples of 64 bits would decode to 1.95 GB."""
+    import pydicom
+
+    from radassist.errors import InputRefused
+    from radassist.io import read_image
+
+    ds = pydicom.dcmread(probe.SAMPLE_DICOM)
+    ds.BitsAllocated, ds.SamplesPerPixel, ds.Rows, ds.Columns = 64, 4, 8000, 8000
+    ds.save_as(tmp_path / "wide.dcm")
+    with pytest.raises(InputRefused, match="1,953 MB to decode"):
+        read_image(tmp_path / "wide.dcm")
+
+
 # ----------------------------------------------------------------------------- malformed but not huge
 
 
