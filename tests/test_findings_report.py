@@ -13,7 +13,7 @@ import pytest
 
 from radassist.errors import InputRefused
 from radassist.findings.film import age_group_of, domain_of, spread_of
-from radassist.findings.knowledge import AgeGroup, Spread, load_knowledge_graph
+from radassist.findings.knowledge import Spread, load_knowledge_graph
 from radassist.findings.nlp import label_report
 from radassist.findings.report import (
     band_of,
@@ -25,7 +25,9 @@ from radassist.findings.report import (
 from radassist.inference.engine import card_path_for
 from radassist.io.image import ImageMetadata
 from radassist.pipeline.result import (
+    AgeGroup,
     AnatomySection,
+    DomainVerdict,
     EvidenceStatement,
     Finding,
     Measurement,
@@ -168,19 +170,14 @@ def test_no_normal_statement_outside_the_validated_domain(checks, notice):
 def test_qa_domain_verdict_decides_the_normal_statement_and_gives_the_age_group():
     """QA's typed domain verdict (patient age against the card's range, the chest check's age estimate) wins over
     the embedding fallback."""
-    from radassist.pipeline import result as result_module
-
-    verdict_type = getattr(result_module, "DomainVerdict", None)
-    if verdict_type is None:
-        pytest.skip("QAVerdict.domain is not in this checkout yet (issue 14)")
     outside = read_result(all_negative(), checks=INSIDE)
-    outside.qa.domain = verdict_type(inside=False, notice="Outside validated use: patient age 0.3 years is below "
-                                     "the validated range (from 1 years).", age_group=result_module.AgeGroup.PEDIATRIC)
+    outside.qa.domain = DomainVerdict(inside=False, notice="Outside validated use: patient age 0.3 years is below "
+                                      "the validated range (from 1 years).", age_group=AgeGroup.PEDIATRIC)
     report = draft_report(outside)
     assert report.section_text("IMPRESSION").startswith("Not called normal. Outside validated use: patient age 0.3")
     assert age_group_of(outside) is AgeGroup.PEDIATRIC
     inside = read_result(all_negative(), checks=OUTSIDE)
-    inside.qa.domain = verdict_type(inside=True, age_group=result_module.AgeGroup.ADULT)
+    inside.qa.domain = DomainVerdict(inside=True, age_group=AgeGroup.ADULT)
     assert draft_report(inside).section_text("IMPRESSION").startswith("No acute abnormality")
     assert age_group_of(inside) is AgeGroup.ADULT
 

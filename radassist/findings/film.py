@@ -12,44 +12,37 @@ threshold (the only domain measure such a read has).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
-from radassist.findings.knowledge import AgeGroup, Spread
-from radassist.pipeline.result import QAVerdict, ReadResult
+from radassist.findings.knowledge import Spread
+from radassist.imaging.qa import ADULT_FROM_YEARS
+from radassist.pipeline.result import AgeGroup, DomainVerdict, QAVerdict, ReadResult
 
-ADULT_FROM_YEARS = 18.0
 SPREAD_GRID = 128  # px: the lung mask and a saliency map are compared at about this size
 SALIENT = 0.5  # a saliency value at or above this (of the map's peak, 1.0) is part of the finding
 ONE_LUNG_BELOW = 0.10  # the other lung holds less than this share of the salient lung area: focal (one lung)
 BOTH_LUNGS_FROM = 0.25  # each lung holds at least this share: bilateral; in between: not said
 
 
-@dataclass(frozen=True)
-class DomainVerdict:
-    inside: bool
-    notice: str  # why not inside, one sentence for the report ("" when inside)
-
-
 def age_group_of(result: ReadResult) -> AgeGroup | None:
-    """Pediatric under 18 years, from the DICOM age; else the domain verdict's age group (the chest check's
-    estimate); else None."""
+    """QA's age group (the DICOM age, else the chest check's estimate); for a read without a domain verdict, the
+    DICOM age; else None."""
+    if result.qa.domain is not None:
+        return result.qa.domain.age_group
     age = result.meta.patient_age_years
     if age is not None:
         return AgeGroup.PEDIATRIC if age < ADULT_FROM_YEARS else AgeGroup.ADULT
-    domain = getattr(result.qa, "domain", None)
-    group = getattr(domain, "age_group", None)
-    return AgeGroup(group.value if isinstance(group, Enum) else group) if group else None
+    return None
 
 
 def domain_of(qa: QAVerdict) -> DomainVerdict:
+    """QA's domain verdict; for a read without one (QA before the image checks, a constructed read), inside when
+    QA accepted the film and its embedding distance is within the card's threshold."""
     if not qa.accepted:
         return DomainVerdict(False, f"Not read: {qa.reason}.")
-    domain = getattr(qa, "domain", None)
-    if domain is not None:
-        return DomainVerdict(bool(domain.inside), "" if domain.inside else domain.notice)
+    if qa.domain is not None:
+        return qa.domain
     distance, limit = qa.checks.get("embedding_distance"), qa.checks.get("embedding_threshold")
     if distance is None or limit is None:
         return DomainVerdict(False, "Outside validated use: no domain check was made.")

@@ -26,7 +26,7 @@ from typing import Any
 
 from radassist.errors import ModelError
 from radassist.paths import APP_NAME, resources_dir
-from radassist.pipeline.result import AnatomySection
+from radassist.pipeline.result import AgeGroup, AnatomySection  # AgeGroup: the values of ra:ageGroup
 
 RA = "http://radassist.example/kg#"  # IRI prefix of RadAssist's own nodes and predicates
 SKOS_PREFIX = "http://www.w3.org/2004/02/skos/core#"
@@ -50,13 +50,6 @@ RELATIONS = {
 
 # Part of every cache file's name: bump it when the compiled form, or how Turtle is read into it, changes.
 CACHE_SCHEMA_VERSION = 2
-
-
-class AgeGroup(str, Enum):
-    """ra:ageGroup: the patients a diagnosis is listed for in a differential."""
-
-    ADULT = "adult"
-    PEDIATRIC = "pediatric"
 
 
 class Spread(str, Enum):
@@ -102,7 +95,7 @@ class Concept:
     priority: int | None  # differential order for diagnoses (1 first)
     incidental: bool  # named in reports but does not make a study abnormal (e.g. postsurgical change)
     report_section: str | None = None  # ra:reportSection: the FINDINGS part (an AnatomySection value)
-    age_group: str | None = None  # ra:ageGroup: an AgeGroup value, None for every age
+    age_group: str | None = None  # ra:ageGroup: an AgeGroup value (the patients it is listed for), None for every age
     distribution: str | None = None  # ra:distribution: a Spread value
 
     @property

@@ -34,11 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from radassist.errors import InputRefused
-from radassist.findings.film import DomainVerdict, age_group_of, domain_of, spread_of
-from radassist.findings.knowledge import RA, AgeGroup, Concept, KnowledgeGraph, Spread, load_knowledge_graph
+from radassist.findings.film import age_group_of, domain_of, spread_of
+from radassist.findings.knowledge import RA, Concept, KnowledgeGraph, Spread, load_knowledge_graph
 from radassist.paths import resources_dir
 from radassist.pipeline.result import (
+    AgeGroup,
     AnatomySection,
+    DomainVerdict,
     DraftReport,
     Finding,
     Measurement,
