@@ -27,7 +27,7 @@ from large_dicom import large_chest_dicoms  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((REPO / "resources" / "samples").glob("*.png")) + [
     REPO / "resources" / "samples" / "nih_cxr14_no_finding.dcm"]
-FIRST_RESULT_STAGES = ("lungs", "preprocess", "inference", "qa", "saliency")  # findings + saliency on screen
+FIRST_RESULT_STAGES = ("chest_check", "lungs", "preprocess", "inference", "qa", "saliency")  # findings + saliency
 COLD_READ = """
 import sys, time
 start = time.perf_counter()

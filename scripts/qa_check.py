@@ -6,7 +6,8 @@ fields), on the images of ../shared/data:
   and grey-inverted (pixel copies, nothing written to disk), and every non-chest DICOM of ../shared/data/dicom with
   its BodyPartExamined removed and, separately, forged to CHEST and its Modality forged to CR (so only the image
   can tell);
-- the domain notice: share of accepted films marked "outside validated use", per folder.
+- the domain notice: share of accepted films marked "outside validated use", per folder (mirrored films are read
+  with a "may be mirrored" notice, not refused: the side marker decides).
 
     python scripts/qa_check.py ../shared/data --out build/qa_check.json [--limit-per-folder N]
 """
@@ -38,10 +39,11 @@ SEED = 20240611
 
 
 def verdict(image) -> tuple[bool, bool | None, str]:
-    """(accepted, inside the validated domain or None, reason)."""
+    """(accepted, inside the validated domain or None, reason or the domain notice)."""
     result = read_radiograph(image, OPTIONS)
-    domain = result.qa.domain.inside if result.qa.domain else None
-    return result.qa.accepted, domain, result.qa.reason
+    if result.qa.accepted and result.qa.domain is not None:
+        return True, result.qa.domain.inside, result.qa.domain.notice
+    return result.qa.accepted, None, result.qa.reason
 
 
 def folders_of(root: Path) -> list[Path]:
@@ -105,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                     probe_image = with_pixels(image, transformed(image.pixels, probe))
                     probe_image = dataclasses.replace(probe_image, meta=dataclasses.replace(
                         probe_image.meta, source_path=f"{record.key}#{probe.name.lower()}"))
+                    accepted, _, said = verdict(probe_image)
                     probe_counts[probe.name.lower()]["images"] += 1
-                    probe_counts[probe.name.lower()]["refused"] += not verdict(probe_image)[0]
+                    probe_counts[probe.name.lower()]["refused"] += not accepted
+                    probe_counts[probe.name.lower()]["accepted_with_mirror_notice"] += accepted and "mirrored" in said
         report["real_films"][folder.name] = dict(counts)
         print(f"{folder.name}: {counts['refused']} of {counts['images']} real films refused, "
               f"{counts['outside_validated_use']} outside validated use", flush=True)
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["non_chest"][key] = {"refused": not accepted, "reason": reason}
     for name, c in probe_counts.items():
         report["probes"][name] = {**c, "refused_share": c["refused"] / max(1, c["images"])}
-        print(f"probe {name}: {c['refused']} of {c['images']} refused")
+        print(f"probe {name}: {c['refused']} of {c['images']} refused, "
+              f"{c['accepted_with_mirror_notice']} read with a 'may be mirrored' notice")
     refused_non_chest = sum(v["refused"] for v in report["non_chest"].values())
     print(f"non-chest DICOMs with the header stripped or forged: {refused_non_chest} of "
           f"{len(report['non_chest'])} refused")

@@ -25,7 +25,6 @@ CHEST_CHECK_REASONS = {
     "rotated_90": "the image appears rotated by 90 degrees",
     "rotated_180": "the image appears upside down",
     "rotated_270": "the image appears rotated by 90 degrees",
-    "mirrored": "the image appears mirrored left to right",
     "inverted": "the image appears grey-inverted (bones dark, lungs bright)",
     "not_chest": "the image does not look like a chest radiograph",
 }
@@ -130,8 +129,9 @@ def embedding_distance(embedding: np.ndarray, ood: OodReference) -> float:
 
 
 def check_chest(image: Radiograph, task: str = "chest_check") -> QAVerdict:
-    """The chest check model: refuses rotated, mirrored, grey-inverted and non-chest images. Accepts when
-    P(upright chest) reaches the card's accept_threshold (set so <= 0.5 % of validation films are refused)."""
+    """The chest check model: refuses rotated, grey-inverted and non-chest images. Accepts when P(upright) +
+    P(mirrored) reaches the card's accept_threshold (set so <= 0.5 % of validation films are refused); a film that
+    looks mirrored is read, with checks["chest_check_mirrored"] set for the domain notice."""
     from radassist.imaging.preprocess import preprocess
     from radassist.inference.engine import load_model
 
@@ -139,19 +139,20 @@ def check_chest(image: Radiograph, task: str = "chest_check") -> QAVerdict:
     card = model.card
     tensor = preprocess(image, card.preprocessing).tensor[None]
     outputs = model.run({card.input_name: tensor}, ["class_probabilities", "pediatric_probability"])
-    probabilities = outputs["class_probabilities"][0]
-    classes = list(card.data["classes"])
-    upright = float(probabilities[classes.index("upright")])
-    checks = {"chest_check_upright": round(upright, 4),
+    probabilities = dict(zip(card.data["classes"], (float(p) for p in outputs["class_probabilities"][0]),
+                             strict=True))
+    chest = probabilities["upright"] + probabilities["mirrored"]
+    checks = {"chest_check_chest": round(chest, 4),
+              "chest_check_mirrored": probabilities["mirrored"] > probabilities["upright"],
               "chest_check_pediatric": round(float(outputs["pediatric_probability"][0]), 4)}
     threshold = float(card.data["accept_threshold"])
-    if upright >= threshold:
+    if chest >= threshold:
         return QAVerdict(True, "upright frontal chest radiograph", checks)
-    others = {name: float(p) for name, p in zip(classes, probabilities, strict=True) if name != "upright"}
+    others = {name: p for name, p in probabilities.items() if name not in ("upright", "mirrored")}
     likeliest = max(others, key=others.__getitem__)
     checks["chest_check_class"] = likeliest
     return QAVerdict(False, f"{CHEST_CHECK_REASONS.get(likeliest, 'the image is not an upright chest radiograph')}"
-                            f" (chest check: upright {upright:.2f} < {threshold:.2f}); RadAssist reads upright "
+                            f" (chest check: upright {chest:.2f} < {threshold:.2f}); RadAssist reads upright "
                             "frontal chest radiographs only", checks)
 
 
@@ -164,10 +165,13 @@ def check_image(lung_labels: np.ndarray) -> QAVerdict:
 
 
 def domain_verdict(meta: ImageMetadata, card: ModelCard, distance: float | None,
-                   pediatric_probability: float | None) -> DomainVerdict:
-    """Inside or outside the validated domain: the patient's age against the card's validated range, and the
-    embedding distance against the card's out-of-distribution threshold."""
+                   pediatric_probability: float | None, mirrored: bool = False) -> DomainVerdict:
+    """Inside or outside the validated domain: the patient's age against the card's validated range, the
+    embedding distance against the card's out-of-distribution threshold, and a film that looks mirrored."""
     notices = []
+    if mirrored:
+        notices.append("the image may be mirrored left to right (check the side marker: the sides of findings "
+                       "may be reversed)")
     domain = card.validated_domain
     age = meta.patient_age_years
     if age is not None:

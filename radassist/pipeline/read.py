@@ -104,7 +104,8 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                                   embedding_threshold=card.ood.threshold)
         verdict.checks = {**result.qa.checks, **verdict.checks}
         verdict.domain = qa.domain_verdict(image.meta, card, result.embedding_distance,
-                                           verdict.checks.get("chest_check_pediatric"))
+                                           verdict.checks.get("chest_check_pediatric"),
+                                           bool(verdict.checks.get("chest_check_mirrored")))
     result.qa = verdict
     _refuse_or_record(result, options)
 

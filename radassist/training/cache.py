@@ -38,10 +38,10 @@ class CachedImages:
     shapes: np.ndarray  # int [N, 2] rows, columns of the image as read
 
 
-def _entry_name(record: ImageRecord, spec: dict, region: str) -> str:
+def _entry_name(record: ImageRecord, spec: dict, region: str, region_model: str) -> str:
     stat = record.path.stat()
     identity = json.dumps([CACHE_VERSION, str(record.path.resolve()), stat.st_size, stat.st_mtime_ns,
-                           spec, region], sort_keys=True)
+                           spec, region, region_model], sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()[:32] + ".npz"
 
 
@@ -61,10 +61,11 @@ def _compute(job: tuple[Path, Path, dict, str]) -> None:
 
 
 def load_or_build(records: list[ImageRecord], spec: dict, region: str, cache_dir: Path,
-                  workers: int = 2) -> CachedImages:
-    """Arrays for `records`, computing (in `workers` processes) only the entries not cached yet."""
+                  workers: int = 2, region_model: str = "") -> CachedImages:
+    """Arrays for `records`, computing (in `workers` processes) only the entries not cached yet. `region_model`
+    (the lung model's sha256) is part of each entry's key, so a new lung model never reuses old radiomics."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    entries = [cache_dir / _entry_name(r, spec, region) for r in records]
+    entries = [cache_dir / _entry_name(r, spec, region, region_model) for r in records]
     jobs = [(r.path, e, spec, region) for r, e in zip(records, entries, strict=True) if not e.exists()]
     if jobs:
         if workers > 1:

@@ -6,8 +6,8 @@ Reproduced by (wall time in models/chest_check.md):
 Every labelled image of the folders gives six samples (upright, rotated 90/180/270, mirrored, inverted; see
 chest_check_data), plus crops, pydicom's non-chest test images and procedural limb/pelvis radiographs as "not a
 chest". Patients are split by a seeded hash (validation 15 %). The card holds the refusal threshold: the
-image is accepted only when P(upright chest) >= threshold, chosen so that at most 0.5 % of the validation
-upright films would be refused.
+image is accepted only when P(upright) + P(mirrored) >= threshold, chosen so that at most 0.5 % of the validation
+upright films would be refused; mirroring gives a notice, not a refusal (the side marker decides).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ MODEL_TERMS = ("Research and education use only, non-commercial: learnt from the
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="FOLDER")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=None, help="where the generated samples are kept")
@@ -198,9 +198,32 @@ def predict(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(outputs), np.concatenate(pediatric)
 
 
-def accept_threshold(upright_probabilities: np.ndarray) -> float:
-    """The highest P(upright) threshold that refuses at most MAX_FALSE_REFUSAL of real upright films."""
-    return float(np.quantile(upright_probabilities, MAX_FALSE_REFUSAL))
+def chest_score(probabilities: np.ndarray) -> np.ndarray:
+    """P(upright) + P(mirrored): a chest film the right way up. Mirroring is not refused: real films are mirrored
+    now and then (and dextrocardia exists), so the side marker decides; the read shows a notice instead."""
+    from radassist.training.chest_check_data import ChestCheckClass
+
+    return probabilities[:, ChestCheckClass.UPRIGHT] + probabilities[:, ChestCheckClass.MIRRORED]
+
+
+def accept_threshold(chest_scores: np.ndarray) -> float:
+    """The highest chest-score threshold that refuses at most MAX_FALSE_REFUSAL of real upright films."""
+    return float(np.quantile(chest_scores, MAX_FALSE_REFUSAL))
+
+
+def markdown(card: dict) -> str:
+    """The short human-readable card."""
+    refused = card["metrics"]["refused_at_threshold"]
+    lines = [f"# {card['model_id']} {card['version']}", "", f"Intended use: **{card['intended_use']}**. "
+             f"Terms of the weights: {card['model_terms']}", "",
+             f"File `{card['file']}` ({card['size_bytes'] / 1e6:.2f} MB), sha256 `{card['sha256']}`.", "",
+             f"Input QA: {card['accept_rule']} (threshold {card['accept_threshold']}).", "",
+             "| validation samples | n | refused |", "|---|---|---|"]
+    lines += [f"| {kind} | {block['n']} | {block['refused']:.3f} |" for kind, block in refused.items()]
+    lines += ["", f"Pediatric vs adult (upright films): AUROC {card['metrics']['pediatric_auroc']:.3f}.", "",
+              f"Command: `{card['training']['command']}` ({card['training']['wall_time_minutes']} min).", "",
+              "## Limits", ""] + [f"- {limit}" for limit in card["limits"]]
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,8 +253,9 @@ def run(args: argparse.Namespace) -> int:
     validation = samples["validation"]
     probabilities, pediatric = predict(model, samples["x"][validation])
     y = samples["y"][validation]
-    threshold = accept_threshold(probabilities[y == ChestCheckClass.UPRIGHT, ChestCheckClass.UPRIGHT])
-    accepted = probabilities[:, ChestCheckClass.UPRIGHT] >= threshold
+    chest = chest_score(probabilities)
+    threshold = accept_threshold(chest[y == ChestCheckClass.UPRIGHT])
+    accepted = chest >= threshold
     refusal = {kind.name.lower(): {"n": int((y == kind).sum()), "refused": float(1 - accepted[y == kind].mean())}
                for kind in ChestCheckClass}
     known = samples["pediatric"][validation] >= 0
@@ -255,8 +279,9 @@ def run(args: argparse.Namespace) -> int:
         "preprocessing": {"crop": "centre_square", "size": SIZE, "intensity": "normalized_for_model",
                           "resample": "bilinear_antialiased", "standardize": "per_image"},
         "accept_threshold": round(threshold, 6),
-        "accept_rule": f"accepted when P(upright) >= accept_threshold: at most {MAX_FALSE_REFUSAL:.1%} of the "
-                       "validation upright films refused",
+        "accept_rule": f"accepted when P(upright) + P(mirrored) >= accept_threshold: at most "
+                       f"{MAX_FALSE_REFUSAL:.1%} of the validation upright films refused; an accepted film whose "
+                       "P(mirrored) > P(upright) carries a 'may be mirrored' notice",
         "metrics": {"split": f"validation: {VALIDATION_PERCENT} % of patients by seeded hash; synthetic and "
                              "pydicom non-chest samples 1 in 7",
                     "refused_at_threshold": refusal, "pediatric_auroc": pediatric_auroc},
@@ -272,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
                    "by `scripts/qa_check.py`."],
     }
     (args.out / CARD_NAME).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    (args.out / CARD_NAME.replace(".card.json", ".md")).write_text(markdown(card), encoding="utf-8")
     for kind, block in refusal.items():
         print(f"{kind}: refused {block['refused']:.3f} of {block['n']} validation samples")
     print(f"pediatric AUROC {pediatric_auroc:.3f}; accept threshold {threshold:.4f}; wrote {onnx_path}")

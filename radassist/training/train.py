@@ -361,7 +361,8 @@ def train(config: TrainConfig) -> TrainResult:
     records = read_folders(config.data)
     region = LUNG_MODEL if lung_model_available() else TEMPLATE
     log.info("%d labelled images; radiomics region: %s", len(records), region)
-    cached = cache_module.load_or_build(records, spec, region, config.cache_dir, config.workers)
+    lung_model = _lung_model_sha256() if region == LUNG_MODEL else ""
+    cached = cache_module.load_or_build(records, spec, region, config.cache_dir, config.workers, lung_model)
     groups = duplicate_groups(records, thumbnails(cached.tensors))
     assignment = np.array(patient_split(records, groups, {VALIDATION: config.validation_fraction,
                                                           CALIBRATION: config.calibration_fraction}, config.seed))
@@ -397,6 +398,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     summary = {
         "records": records, "assignment": assignment, "targets": targets, "region": region, "spec": spec,
+        "lung_model_sha256": lung_model,
         "variant": main, "feature_names": cached.feature_names,
         "validation": validation_report(records, assignment, groups, targets, cached.tensors, variants, config.seed),
         "ood": ood_statistics(main.embeddings[train_mask]),
@@ -412,6 +414,13 @@ def train(config: TrainConfig) -> TrainResult:
     card_path = write_card_files(config.out_dir, card)
     write_predictions(report_dir / "validation_predictions.csv", records, assignment, targets, variants)
     return TrainResult(card=card, onnx_path=onnx_path, card_path=card_path, history=main.history)
+
+
+def _lung_model_sha256() -> str:
+    from radassist.inference.card import ModelCard
+    from radassist.inference.registry import active_card_path
+
+    return ModelCard.load(active_card_path(LUNG_MODEL)).sha256
 
 
 def _cpu_seconds() -> float:
