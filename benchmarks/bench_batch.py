@@ -47,21 +47,30 @@ def image_folder(count: int, root: Path) -> Path:
     return folder
 
 
-def run_batch(folder: Path, out: Path, workers: int, *engine_args: str, env: dict | None = None) -> dict:
+def run_batch(folder: Path, out: Path, workers: int, *engine_args: str, env: dict | None = None,
+              attempts: int = 2) -> dict:
+    """One timed run; a run whose Ray could not start (Ray gives its node 30 s to register, which an overloaded
+    machine can miss) is tried again once in a fresh output folder."""
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run([str(BIN / "radassist"), "batch", str(folder), "--out", str(out), "--workers", str(workers),
                            *engine_args], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
+    if proc.returncode == 2 and "cannot start a local Ray instance" in proc.stderr and attempts > 1:
+        print(f"retrying {out.name}: {proc.stderr.strip().splitlines()[-1]}", flush=True)
+        return run_batch(folder, out.with_name(out.name + "-again"), workers, *engine_args, env=env,
+                         attempts=attempts - 1)
     if proc.returncode != 0:
         raise SystemExit(f"batch failed ({proc.returncode}): {proc.stderr[-2000:]}")
     match = RATE.search(proc.stdout)
     line = proc.stdout.strip().splitlines()[0]
     if " 0 failed" not in line:
         raise SystemExit(f"images failed: {line}")
-    return {"seconds": round(seconds, 2), "steady_images_per_s": float(match.group(1)) if match else None,
-            "outcome": line.split(" in ")[0],
-            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
+    run = {"seconds": round(seconds, 2), "steady_images_per_s": float(match.group(1)) if match else None,
+           "outcome": line.split(" in ")[0],
+           "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
+    print(f"{out.name}: {run}", flush=True)
+    return run
 
 
 class SimulatedCluster:
