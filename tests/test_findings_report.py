@@ -227,6 +227,8 @@ def report_result_findings(probabilities: dict[str, float]) -> list[Finding]:
     ("PA", 0.58, "The heart is enlarged (cardiothoracic ratio 0.58).", "Cardiomegaly."),
     ("AP", 0.58, "Cardiothoracic ratio 0.58 on an AP film, which magnifies the heart: cardiomegaly cannot be excluded.",
      None),
+    (None, 0.58, "Cardiothoracic ratio 0.58; the view is not recorded and an AP film magnifies the heart: "
+                 "cardiomegaly cannot be excluded.", None),
     ("PA", 0.44, "Heart size is normal (cardiothoracic ratio 0.44).", None),
 ])
 def test_a_cardiothoracic_ratio_writes_the_heart_sentence_and_replaces_the_model_output(view, ratio, heart, impression):
@@ -248,7 +250,7 @@ def test_a_cardiothoracic_ratio_writes_the_heart_sentence_and_replaces_the_model
             assert impression_text.startswith(impression)
         normal = impression_text.startswith("No acute abnormality of the lungs")
         assert normal == (ratio < 0.5), impression_text
-        expected = {"PA": "present", "AP": "uncertain"}[view] if ratio >= 0.5 else "absent"
+        expected = ("present" if view == "PA" else "uncertain") if ratio >= 0.5 else "absent"
         assert label_report(report.text()).labels["Cardiomegaly"] == expected
 
 

@@ -78,7 +78,8 @@ class MeasurementTemplate:
     upper_normal: float
     normal: str
     enlarged: str
-    enlarged_ap: str
+    enlarged_ap: str  # an AP film magnifies the heart
+    enlarged_view_unknown: str  # neither PA nor AP recorded: the ratio may be magnified
     impression_enlarged: str | None
     impression_enlarged_ap: str | None
 
@@ -341,9 +342,13 @@ class _Writer:
     def measurement(self, measurement: Measurement, template: MeasurementTemplate, result: ReadResult) -> bool:
         """The measurement's FINDINGS sentence (and IMPRESSION when abnormal). True when above normal."""
         enlarged = measurement.value > template.upper_normal
-        ap_film = (result.meta.view_position or "").upper() == "AP"
-        text = template.normal if not enlarged else (template.enlarged_ap if ap_film else template.enlarged)
-        impression = None if not enlarged else (template.impression_enlarged_ap if ap_film else template.impression_enlarged)
+        view = (result.meta.view_position or "").upper()
+        pa_film = view == "PA"
+        if not enlarged:
+            text = template.normal
+        else:
+            text = template.enlarged if pa_film else template.enlarged_ap if view == "AP" else template.enlarged_view_unknown
+        impression = None if not enlarged else (template.impression_enlarged if pa_film else template.impression_enlarged_ap)
         node = self.graph.concept(template.kg_node)
         kind = measurement.kind.value
         band = MEASURED_BAND
