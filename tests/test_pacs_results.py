@@ -231,7 +231,19 @@ def test_signed_reading_sr_is_final_with_the_reader_and_passes_dciodvfy(chest_re
         assert dump.count("Tracking Identifier\")=\"Reader ") == len(result.findings)
 
 
-def test_listen_refuses_a_port_in_use_with_one_line(capsys, data_dir, tmp_path):
+@pytest.fixture()
+def root_logging():
+    """`listen` configures logging to the (captured) stderr; put the root logger back afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_listen_refuses_a_port_in_use_with_one_line(capsys, data_dir, tmp_path, root_logging):
     import socket
 
     with socket.socket() as busy:
