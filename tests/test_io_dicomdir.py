@@ -79,3 +79,13 @@ def test_record_offsets_that_form_a_cycle_visit_each_record_once() -> None:
     walked = list(_walk([patient, study, image], first=100))
     assert [record.seq_item_tell for record, _ in walked] == [100, 200, 300]
     assert [len(parents) for _, parents in walked] == [0, 1, 2]
+
+
+def test_a_folder_whose_dicomdir_is_damaged_lists_its_files_instead(tmp_path: Path) -> None:
+    folder = tmp_path / "cd"
+    folder.mkdir()
+    (folder / "DICOMDIR").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 40)
+    (folder / "chest.dcm").write_bytes(probe.SAMPLE_DICOM.read_bytes())
+    index = StudyIndex()
+    assert [p.name for p in index.add_paths([folder])] == ["chest.dcm"]
+    assert any("listing the folder's files instead" in reason for reason in index.skipped)

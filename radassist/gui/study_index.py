@@ -99,14 +99,29 @@ class StudyIndex:
         found: list[Path] = []
         for path in map(Path, paths):
             if _is_folder(path):
-                dicomdir = _dicomdir_in(path)
-                found += self._add_dicomdir(dicomdir) if dicomdir else self._add_folder(path)
+                found += self._add_folder_or_its_dicomdir(path)
             elif path.name.upper() == "DICOMDIR":
                 found += self._add_dicomdir(path)
             else:
                 regular_file(path)
                 found += self._add_file(path, explicit=True)
         return found
+
+    def _add_folder_or_its_dicomdir(self, folder: Path) -> list[Path]:
+        """The images the folder's DICOMDIR lists; the files in the folder when it has none, or a DICOMDIR that is
+        unreadable or lists no image that can be opened."""
+        dicomdir = _dicomdir_in(folder)
+        if dicomdir is not None:
+            try:
+                found = self._add_dicomdir(dicomdir)
+            except InputRefused as refusal:
+                found, reason = [], str(refusal)
+            else:
+                reason = "lists no image that can be opened"
+            if found:
+                return found
+            self.skipped.append(f"{dicomdir.name}: {reason}; listing the folder's files instead")
+        return self._add_folder(folder)
 
     def _add_folder(self, folder: Path) -> list[Path]:
         from radassist.io.files import confined, regular_file
