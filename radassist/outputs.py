@@ -98,11 +98,6 @@ class OutputWriter:
                 if identity is not None:
                     self._inputs.add(identity)
 
-    def created(self, path: str | os.PathLike[str]) -> bool:
-        """True when the file now at `path` was written by this writer."""
-        identity = _identity(Path(path))
-        return identity is not None and identity in self._created
-
     def folder(self, path: str | os.PathLike[str]) -> Path:
         """Create an output folder (and its parents) if needed; a clean refusal when it cannot be."""
         folder = Path(path)
