@@ -106,12 +106,12 @@ def frame_cases(path: Path, runs: int) -> dict[str, dict]:
 def open_cases(paths: dict[str, Path], repeats: int) -> dict[str, dict]:
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from radassist.feedback.store import EventStore
     from radassist.gui.app import application
-    from radassist.gui.events import RecordingSink
     from radassist.gui.main_window import MainWindow
 
     app = application()
-    window = MainWindow(RecordingSink(), auto_read=False)
+    window = MainWindow(EventStore.scratch(), reader_id="benchmark", auto_read=False)
     window.resize(*VIEWER)
     window.show()
     app.processEvents()
@@ -139,12 +139,12 @@ def read_cases(paths: dict[str, Path], repeats: int) -> dict[str, dict]:
     process is left out: bench_read.py measures it)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from radassist.feedback.store import EventStore
     from radassist.gui.app import application
-    from radassist.gui.events import RecordingSink
     from radassist.gui.main_window import MainWindow
 
     app = application()
-    window = MainWindow(RecordingSink(), auto_read=True)
+    window = MainWindow(EventStore.scratch(), reader_id="benchmark", auto_read=True)
     window.resize(*VIEWER)
     window.show()
     app.processEvents()

@@ -11,8 +11,9 @@ from PySide6.QtCore import QPointF, Qt, QThreadPool
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
+from test_gui_reading import close_answering_yes
 
-from radassist.gui.events import FeedbackSink
+from radassist.feedback.store import EventStore
 from radassist.gui.main_window import MainWindow
 from radassist.gui.report_editor import SENTENCE_ID
 
@@ -42,9 +43,8 @@ def make_window(qtbot, data_dir):
     made = []
 
     def make(auto_read: bool = True) -> MainWindow:
-        win = MainWindow(FeedbackSink(), auto_read=auto_read)
-        win.resize(1500, 950)
-        qtbot.addWidget(win)
+        win = MainWindow(EventStore(data_dir / "feedback.sqlite"), reader_id="dr-gui", auto_read=auto_read)
+        win.resize(1500, 950)  # closed below, answering the unsigned-reading prompt (not by qtbot)
         win.show()
         qtbot.waitExposed(win)
         made.append(win)
@@ -54,7 +54,7 @@ def make_window(qtbot, data_dir):
     for win in made:
         for box in win.findChildren(QMessageBox):
             box.close()
-        win.close()
+        close_answering_yes(win)
 
 
 @pytest.fixture()
@@ -89,7 +89,7 @@ def test_findings_are_shown_before_the_report_and_decisions_wait_for_it(qtbot, m
 
 def test_read_shows_findings_overlay_and_draft_report(qtbot, read_window):
     win, result = read_window, read_window.result
-    panel, state = win.panel, read_window.sink.session.state()
+    panel, state = win.panel, read_window.reading.state
     assert result.findings and result.saliency and result.report is not None
     assert panel.table.rowCount() == len(result.findings)
     for row, finding in enumerate(result.findings):
@@ -122,19 +122,25 @@ def test_read_shows_findings_overlay_and_draft_report(qtbot, read_window):
 
 def test_keyboard_decisions_are_recorded_and_undoable(qtbot, read_window):
     win = read_window
-    panel, session = win.panel, win.sink.session
-    labels = [f.label for f in win.result.findings]
+    panel, reading = win.panel, win.reading
+    findings = win.result.findings[:3]
     panel.table.selectRow(0)
     win.viewer.plain_pane.setFocus()
-    for key in (Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U)[: len(labels)]:
+    for key in (Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U)[: len(findings)]:
         QTest.keyClick(win, key)
-    expected = dict(zip(labels, ("present", "absent", "uncertain"), strict=False))
-    assert {label: session.state().findings[label].decision for label in expected} == expected
-    assert panel.table.item(0, 3).text().startswith("present")
+    # A agrees with the AI's call, R disagrees with it, U is uncertain
+    agreed, disagreed, uncertain = findings
+    expected = {agreed.label: "present" if agreed.positive else "absent",
+                disagreed.label: "absent" if disagreed.positive else "present",
+                uncertain.label: "uncertain"}
+    assert {label: reading.state.findings[label].decision for label in expected} == expected
+    assert panel.table.item(0, 3).text() == f"✓ agree: {expected[findings[0].label]}"
+    assert panel.table.item(1, 3).text().startswith("✗ disagree")
+    last = findings[-1].label
     QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert session.state().findings[labels[min(2, len(labels) - 1)]].decision is None
+    assert reading.state.findings[last].decision is None
     QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    assert session.state().findings[labels[min(2, len(labels) - 1)]].decision == expected[labels[min(2, len(labels) - 1)]]
+    assert reading.state.findings[last].decision == expected[last]
     QTest.keyClick(win, Qt.Key.Key_J)
     QTest.keyClick(win, Qt.Key.Key_K)
     assert panel.selected_label() is not None
@@ -142,7 +148,7 @@ def test_keyboard_decisions_are_recorded_and_undoable(qtbot, read_window):
 
 def test_regions_and_added_findings_are_recorded_for_the_selected_finding(qtbot, read_window):
     win = read_window
-    session, panel = win.sink.session, win.panel
+    reading, panel = win.reading, win.panel
     label = win.result.findings[-1].label
     panel.select_label(label)
     plain = win.viewer.plain_pane
@@ -151,14 +157,14 @@ def test_regions_and_added_findings_are_recorded_for_the_selected_finding(qtbot,
     QTest.mousePress(plain, Qt.MouseButton.LeftButton, pos=centre.toPoint())
     QTest.mouseMove(plain, (centre + QPointF(40, 30)).toPoint())
     QTest.mouseRelease(plain, Qt.MouseButton.LeftButton, pos=(centre + QPointF(40, 30)).toPoint())
-    (region,) = session.state().regions.values()
+    (region,) = reading.state.regions.values()
     assert region.label == label and region.geometry["kind"] == "rectangle"
     win.add_finding("Rib fracture")
-    added = session.state().findings["rib_fracture"]
+    added = reading.state.findings["rib_fracture"]
     assert added.added_by_reader and added.decision == "present"
     assert panel.table.item(panel.table.rowCount() - 1, 0).text() == "Rib fracture"
     QTest.keyClick(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert "rib_fracture" not in session.state().findings and panel.finding("rib_fracture") is None
+    assert "rib_fracture" not in reading.state.findings and panel.finding("rib_fracture") is None
 
 
 def test_report_edits_are_marked_recorded_and_signed(qtbot, read_window):
@@ -183,10 +189,12 @@ def test_report_edits_are_marked_recorded_and_signed(qtbot, read_window):
     assert fragment_format.charFormat().background().style() == Qt.BrushStyle.NoBrush  # no longer tinted
     assert "edited by you" in section.provenance_at(start)
     win.viewer.plain_pane.setFocus()  # leaving the editor reports the edit
-    qtbot.waitUntil(lambda: ", reviewed" in win.sink.session.state().sentences[sentence_id].text, timeout=5000)
+    qtbot.waitUntil(lambda: ", reviewed" in win.reading.state.sentences[sentence_id].text, timeout=5000)
+    for label in win.reading.state.undecided_ai_calls():  # flagged findings are decided before signing
+        win.reading.agree(label)
     QTest.keyClick(win, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    state = win.sink.session.state()
-    assert state.signed and ", reviewed" in state.signed_text
+    state = win.reading.state
+    assert state.signed and ", reviewed" in state.signed_text and not state.signed_ai_draft_unchanged
     assert edit.isReadOnly() and not win.panel.accept_button.isEnabled()
 
 

@@ -1,6 +1,6 @@
 """The sentence-aware report editor on a real QPlainTextEdit: AI sentences tinted until touched,
 provenance on hover, edits reported per sentence, the reader's own text kept as its own sentence.
-The draft is a ReportSentence list as radassist.findings writes it (plain data, no model needed).
+The sentences are the reading's (radassist.feedback.state.SentenceState, plain data, no model needed).
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QPlainTextEdit
 
-from radassist.gui.report_editor import SENTENCE_ID, ReportSection, reader_sentence_id
-from radassist.pipeline.result import ReportSentence
+from radassist.feedback.reading import reader_sentence_id
+from radassist.feedback.state import SentenceState
+from radassist.gui.report_editor import ReportSection
+from radassist.vocabulary import Section
 
+OPACITY = "Patchy opacity in the right lower zone."
 DRAFT = [
-    ("s0", ReportSentence("FINDINGS", "Patchy opacity in the right lower zone.", "http://radassist/kg#Opacity",
-                          "opacity", 0.81, "likely")),
-    ("s1", ReportSentence("FINDINGS", "No pleural effusion.", None, None, None, None)),
+    SentenceState("s0", Section.FINDINGS, OPACITY, OPACITY, "opacity", 0.81, "likely", "http://radassist/kg#Opacity"),
+    SentenceState("s1", Section.FINDINGS, "No pleural effusion.", "No pleural effusion."),
 ]
 
 
@@ -26,7 +28,7 @@ def section(qtbot):
     edit = QPlainTextEdit()
     qtbot.addWidget(edit)
     edit.show()
-    editor = ReportSection(edit, "FINDINGS")
+    editor = ReportSection(edit, Section.FINDINGS)
     editor.load(DRAFT)
     edits: list[tuple[str, str, str, str]] = []
     editor.sentence_edited.connect(lambda *args: edits.append(args))
@@ -63,7 +65,7 @@ def test_typing_in_a_sentence_untints_it_and_reports_one_edit(qtbot, section):
     qtbot.waitUntil(lambda: not section.is_untouched("s0"), timeout=3000)
     assert not tinted(section, start) and tinted(section, section._ranges("s1")[0][0])
     section.flush()
-    assert section.edits == [("s0", "FINDINGS", "Patchy opacity in the right lower zone.",
+    assert section.edits == [("s0", Section.FINDINGS, "Patchy opacity in the right lower zone.",
                               "Patchy opacity in the right lower zone, unchanged.")]
     section.flush()
     assert len(section.edits) == 1, "nothing new, nothing reported"
@@ -72,7 +74,7 @@ def test_typing_in_a_sentence_untints_it_and_reports_one_edit(qtbot, section):
 def test_reader_text_and_deletions(qtbot, section):
     document_end = section.edit.document().characterCount() - 1
     type_at(section, document_end, "Heart size normal.")
-    qtbot.waitUntil(lambda: bool(section._ranges(reader_sentence_id("FINDINGS"))), timeout=3000)
+    qtbot.waitUntil(lambda: bool(section._ranges(reader_sentence_id(Section.FINDINGS))), timeout=3000)
     start, end = section._ranges("s1")[0]
     cursor = QTextCursor(section.edit.document())
     cursor.setPosition(start)
@@ -82,14 +84,18 @@ def test_reader_text_and_deletions(qtbot, section):
     reported = {sid: (before, after) for sid, _, before, after in section.edits}
     assert reported["reader-findings"] == ("", "Heart size normal.")
     assert reported["s1"] == ("No pleural effusion.", "")
-    # Undo of the deletion puts the sentence back (at the end) without reporting it again.
-    section.set_sentence_text("s1", "No pleural effusion.")
-    assert "No pleural effusion." in section.text() and section.texts()["s1"] == "No pleural effusion."
+    # Shown again from the reading (as after an undo of the deletion): back in its place, tinted, unreported.
+    section.load([DRAFT[0], DRAFT[1], SentenceState("reader-findings", Section.FINDINGS, "", "Heart size normal.")])
+    assert section.text() == "Patchy opacity in the right lower zone. No pleural effusion. Heart size normal."
+    assert section.is_untouched("s1") and tinted(section, section._ranges("s1")[0][0])
+    assert not tinted(section, section._ranges("reader-findings")[0][0])
     section.flush()
     assert len(section.edits) == 2
-    cursor = QTextCursor(section.edit.document())
-    cursor.setPosition(section._ranges("s1")[0][0] + 1)
-    assert cursor.charFormat().property(SENTENCE_ID) == "s1"
+
+
+def test_the_editor_keeps_no_undo_of_its_own(qtbot, section):
+    type_at(section, 0, "Left ")
+    assert not section.edit.document().isUndoAvailable()  # undo is the reading's (the window's actions)
 
 
 def test_read_only_after_signing(section):

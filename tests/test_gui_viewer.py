@@ -1,6 +1,6 @@
 """The desktop viewer's real widgets, offscreen, on real DICOM and PNG radiographs (no AI read here:
-tests/test_gui_read.py runs the real model). Events go to a RecordingSink, settings to a private
-RADASSIST_DATA_DIR.
+tests/test_gui_read.py runs the real model). Readings go to a real SQLite feedback store in the test's
+folder, settings to a private RADASSIST_DATA_DIR.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pytest
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
+from test_gui_reading import close_answering_yes
 
-from radassist.gui.events import RecordingSink
+from radassist.feedback.store import EventStore
 from radassist.gui.main_window import MainWindow
 from radassist.gui.study_index import StudyIndex
 
@@ -61,15 +62,14 @@ def centre(widget) -> QPointF:
 
 @pytest.fixture()
 def window(qtbot, data_dir):
-    sink = RecordingSink()
-    win = MainWindow(sink, auto_read=False)
-    win.resize(1400, 900)
-    qtbot.addWidget(win)
+    win = MainWindow(EventStore(data_dir / "feedback.sqlite"), reader_id="dr-viewer", auto_read=False)
+    win.resize(1400, 900)  # not qtbot.addWidget: pytest-qt would close it before an unsigned-reading prompt
     win.show()
     qtbot.waitExposed(win)
     yield win
     for box in win.findChildren(QMessageBox):
         box.close()
+    close_answering_yes(win)
 
 
 def open_and_wait(qtbot, win: MainWindow, path: Path) -> None:
@@ -96,7 +96,7 @@ def test_opens_a_real_dicom_and_shows_it_in_both_panes(qtbot, window, test_data)
     assert shown.shape[0] > 200 and shown.shape[1] > 200
     assert shown.std() > 25, "the radiograph's anatomy should be visible, not a flat field"
     assert np.array_equal(shown, grey(saliency)[area]), "without an AI result both panes show the same picture"
-    assert window.sink.names() == ["study_opened"]
+    assert [e.type.value for e in window.store.events(window.reading.session_id)] == ["study_opened"]
     assert "Covid0000" in window.browser.tree.topLevelItem(0).text(0)
     assert window.last_open_ms is not None and window.last_open_ms > 0
     assert window.windowTitle().endswith(Path(NIH_DICOM).name)
@@ -172,21 +172,40 @@ def test_box_and_freehand_regions_are_recorded_and_undoable(qtbot, window, test_
     plain = window.viewer.plain_pane
     window.action("actionBoxTool").trigger()
     drag(plain, centre(plain), centre(plain) + QPointF(60, 40))
-    box = window.sink.last("region_drawn")
-    assert box["label"] == "other"  # no finding selected: the region is the reader's own
-    geometry = box["geometry"]
+    (box,) = window.reading.state.regions.values()
+    assert box.label == "other"  # no finding selected: the region is the reader's own
+    geometry = box.geometry
     assert geometry["kind"] == "rectangle" and geometry["x1"] - geometry["x0"] > 10
     window.action("actionFreehandTool").trigger()
     c = centre(plain)
     outline = [c + QPointF(dx, dy) for dx, dy in ((30, 0), (30, 30), (0, 30), (-10, 10))]
     drag(plain, c, outline[-1], via=outline)
-    polygon = window.sink.last("region_drawn")["geometry"]
+    polygon = list(window.reading.state.regions.values())[-1].geometry
     assert polygon["kind"] == "polygon" and len(polygon["points"]) >= 4
     assert len(window.viewer.annotations.regions) == 2
+
+    def last_event() -> str:
+        return window.store.events(window.reading.session_id)[-1].type.value
+
     window.action("actionUndo").trigger()
-    assert len(window.viewer.annotations.regions) == 1 and window.sink.names()[-1] == "undo"
+    assert len(window.viewer.annotations.regions) == 1 and last_event() == "undo"
     window.action("actionRedo").trigger()
-    assert len(window.viewer.annotations.regions) == 2 and window.sink.names()[-1] == "redo"
+    assert len(window.viewer.annotations.regions) == 2 and last_event() == "redo"
+
+
+def test_a_box_dragged_past_the_edge_is_clipped_to_the_image(qtbot, window, resources):
+    open_and_wait(qtbot, window, resources / PNG_SAMPLE)
+    window.action("actionFit").trigger()
+    plain = window.viewer.plain_pane
+    window.action("actionBoxTool").trigger()
+    drag(plain, centre(plain), QPointF(-80.0, -80.0))  # past the pane's top-left corner (the mouse is grabbed)
+    (region,) = window.reading.state.regions.values()
+    rows, columns = window.loaded.radiograph.shape
+    geometry = region.geometry
+    assert geometry["x0"] == 0.0 and geometry["y0"] == 0.0  # not negative: clipped at the image's corner
+    assert 0 < geometry["x1"] <= columns and 0 < geometry["y1"] <= rows
+    shown = window.viewer.annotations.regions[0].points
+    assert min(p.x() for p in shown) == 0.0 and min(p.y() for p in shown) == 0.0  # drawn as stored
 
 
 def test_compressed_dicom_decodes_in_a_helper_process_and_shows_a_preview_first(qtbot, window, test_data,
@@ -285,7 +304,7 @@ def test_drag_and_drop_opens_files(qtbot, window, resources):
 
 
 def test_recent_list_and_window_layout_are_remembered(qtbot, data_dir, resources):
-    first = MainWindow(RecordingSink(), auto_read=False)
+    first = MainWindow(EventStore.scratch(), reader_id="dr-viewer", auto_read=False)
     qtbot.addWidget(first)
     first.show()
     open_and_wait(qtbot, first, resources / PNG_SAMPLE)
@@ -293,7 +312,7 @@ def test_recent_list_and_window_layout_are_remembered(qtbot, data_dir, resources
     first.viewer.overlay.set_opacity(0.65)
     first.close()
     assert (data_dir / "viewer.ini").is_file()
-    second = MainWindow(RecordingSink(), auto_read=False)
+    second = MainWindow(EventStore.scratch(), reader_id="dr-viewer", auto_read=False)
     qtbot.addWidget(second)
     assert second.viewer.single_pane and second.action("actionSinglePane").isChecked()
     assert second.viewer.overlay.opacity == pytest.approx(0.65)
@@ -316,14 +335,15 @@ def test_an_empty_report_is_not_signed(qtbot, window, resources):
     open_and_wait(qtbot, window, resources / PNG_SAMPLE)
     window.action("actionSignReport").trigger()
     assert "report is empty" in window.panel.status.text()
-    assert "report_signed" not in window.sink.names() and not window.signed
+    events = [e.type.value for e in window.store.events(window.reading.session_id)]
+    assert "report_signed" not in events and not window.signed
 
 
 def test_every_shortcut_is_unique():
     from radassist.gui.app import application
 
     application()
-    win = MainWindow(RecordingSink(), auto_read=False)
+    win = MainWindow(EventStore.scratch(), reader_id="dr-viewer", auto_read=False)
     shortcuts = [a.shortcut().toString() for a in win.findChildren(type(win.action("actionFit")))
                  if a.objectName().startswith("action") and not a.shortcut().isEmpty()]
     assert len(shortcuts) >= 25

@@ -318,6 +318,7 @@ def _export_session(state: SessionState, session_id: str, image: _Image, pseudon
     findings, finding_rows = [], []
     for finding in state.findings.values():
         nlp_value = nlp_labels.get(finding.label)
+        final: str | None
         if finding.decision is not None:
             final, source = finding.decision, "reader_decision"
         elif nlp_value is not None:

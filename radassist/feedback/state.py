@@ -169,11 +169,9 @@ def _apply(state: SessionState, event: Event) -> None:
                 s.get("probability"), s.get("band"), s.get("kg_node"))
     elif kind in DECISION_OF:
         label = payload["label"]
-        finding = state.findings.get(label)
-        if finding is None:
-            finding = state.findings[label] = FindingState(label, payload.get("display_name", label))
-            finding.added_by_reader = True
-        finding.decision = DECISION_OF[kind]
+        if label not in state.findings:
+            state.findings[label] = FindingState(label, payload.get("display_name", label), added_by_reader=True)
+        state.findings[label].decision = DECISION_OF[kind]
     elif kind in (EventType.REGION_DRAWN, EventType.REGION_CHANGED):
         state.regions[payload["region_id"]] = RegionState(payload["region_id"], payload["label"], payload["geometry"])
     elif kind is EventType.REPORT_SENTENCE_EDITED:

@@ -214,7 +214,7 @@ class EventStore:
                     "INSERT INTO events (event_id, session_id, ts_utc, reader_id, image_key, type, payload) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
                 self._db.execute("COMMIT")
-                return int(cursor.lastrowid)
+                return int(cursor.lastrowid or 0)  # always set after an INSERT
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
                 found = self._db.execute("SELECT seq FROM events WHERE event_id = ?", (event.event_id,)).fetchone()

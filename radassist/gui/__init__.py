@@ -1,6 +1,7 @@
 """The standalone desktop viewer (PySide6). The only package of RadAssist that may import Qt.
 
 The widgets are thin: images come from radassist.io, the AI read from radassist.pipeline, the display
-mapping from radassist.imaging.display, and every radiologist action leaves through one `EventSink`
-(radassist.gui.events) so the feedback store sees exactly what the radiologist did.
+mapping from radassist.imaging.display, and the reading (decisions, regions, report, undo, signature)
+is a radassist.feedback.reading.Reading: the widgets call it and draw its state, so the feedback
+store holds exactly what the radiologist did and the screen shows exactly what the store holds.
 """

@@ -1,9 +1,9 @@
 """The AI panel: the shared form ui/radassist_panel.ui (also used by the 3D Slicer module) brought to life.
 
 Shows the read's progress, the findings (calibrated probability against its threshold, lung zone,
-radiomics evidence, the radiologist's decision), the overlay controls and the draft report. It only
-displays and asks: decisions and sign-off are requests the main window turns into undoable, recorded
-actions.
+radiomics evidence), the overlay controls, and the reading (the radiologist's decisions and the
+report) as the reading's state says (`show_reading`). It only displays and asks: Agree / Disagree /
+Uncertain and sign-off are requests the main window turns into recorded actions of the reading.
 
 Widgets the viewer needs beyond the shared form's contract (cancel button, finding details, overlay
 colormap/threshold/visibility) are taken from the form when it has them and added next to their
@@ -38,15 +38,18 @@ from PySide6.QtWidgets import (
 )
 
 from radassist.errors import ModelError
+from radassist.feedback.state import FindingState, SessionState
 from radassist.gui.forms import child, load_form
 from radassist.gui.overlay import OverlayState
-from radassist.gui.report_editor import ReportSection, sentence_key
-from radassist.gui.theme import DECISION_COLOURS
+from radassist.gui.report_editor import ReportSection
+from radassist.gui.theme import AGREEMENT_COLOURS
 from radassist.imaging.display import COLORMAPS
 from radassist.pipeline.result import Finding, ReadResult
+from radassist.vocabulary import Agreement, Section
 
 PANEL_FORM = "radassist_panel.ui"
-DECISION_TEXT = {"present": "present ✓", "absent": "absent ✗", "uncertain": "uncertain ?", "added": "added +"}
+AGREEMENT_MARK = {Agreement.AGREE: "✓ agree", Agreement.DISAGREE: "✗ disagree", Agreement.UNCERTAIN: "? uncertain",
+                  Agreement.READER_ONLY: "+ added"}
 COLUMN_FINDING, COLUMN_PROBABILITY, COLUMN_ZONE, COLUMN_DECISION = range(4)
 _LABEL_ROLE = Qt.ItemDataRole.UserRole
 BUSY_TICK_MS = 100
@@ -76,7 +79,7 @@ class AIPanel(QObject):
     run_requested = Signal()
     cancel_requested = Signal()
     sign_requested = Signal()
-    decision_requested = Signal(str, str)  # label, "present" | "absent" | "uncertain"
+    decision_requested = Signal(str, object)  # label, Agreement (agree / disagree with the AI call, uncertain)
 
     def __init__(self, host: QWidget, overlay: OverlayState):
         super().__init__(host)
@@ -95,14 +98,15 @@ class AIPanel(QObject):
         self.overlay_combo = child(form, QComboBox, "overlayFindingCombo")
         self.opacity_slider = child(form, QSlider, "overlayOpacitySlider")
         self.sign_button = child(form, QPushButton, "signButton")
-        self.findings_report = ReportSection(child(form, QPlainTextEdit, "reportFindingsEdit"), "FINDINGS")
-        self.impression_report = ReportSection(child(form, QPlainTextEdit, "reportImpressionEdit"), "IMPRESSION")
+        self.findings_report = ReportSection(child(form, QPlainTextEdit, "reportFindingsEdit"), Section.FINDINGS)
+        self.impression_report = ReportSection(child(form, QPlainTextEdit, "reportImpressionEdit"),
+                                               Section.IMPRESSION)
         self._add_viewer_widgets()
         # The findings table is sized to its rows (_fit_table_height); spare height goes to the report.
         form.layout().setStretchFactor(child(form, QGroupBox, "reportGroup"), 1)
 
         self._findings: list[Finding] = []
-        self.decisions: dict[str, str] = {}
+        self._reading: dict[str, FindingState] = {}  # the reading's findings, as last shown
         self._busy_stage, self._busy_since = "", 0.0
         self._busy_clock = QTimer(self, interval=BUSY_TICK_MS, timeout=self._tick)
         self._wire()
@@ -130,6 +134,11 @@ class AIPanel(QObject):
         self.details = self._extra(QTextBrowser, "findingDetailsView", lambda w: findings_layout.insertWidget(1, w))
         self.details.setMaximumHeight(DETAILS_HEIGHT_PX)  # scrolls: the draft report needs the height more
         self.details.setFrameShape(QFrame.Shape.NoFrame)
+        # "Outside validated use" (QA's domain verdict): above the findings, so nobody reads them without it
+        self.domain_notice = self._extra(QLabel, "domainNoticeLabel", lambda w: findings_layout.insertWidget(0, w))
+        self.domain_notice.setWordWrap(True)
+        self.domain_notice.setStyleSheet("background: #5a4410; color: #ffe0a0; padding: 4px; font-weight: bold;")
+        self.domain_notice.setVisible(False)
         overlay_layout: QFormLayout = child(self.widget, QGroupBox, "overlayGroup").layout()
         self.colormap_combo = self._extra(QComboBox, "overlayColormapCombo",
                                           lambda w: overlay_layout.addRow("Colormap:", w))
@@ -148,14 +157,21 @@ class AIPanel(QObject):
                              (COLUMN_DECISION, QHeaderView.ResizeMode.ResizeToContents)):
             header.setSectionResizeMode(column, mode)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table (J / K move between findings)
+        for button, text, tip in (
+                (self.accept_button, "Agree (A)", "Agree with the AI's call on the selected finding"),
+                (self.reject_button, "Disagree (R)", "Disagree with the AI's call on the selected finding"),
+                (self.uncertain_button, "Uncertain (U)", "You cannot tell from this image")):
+            button.setText(text)
+            button.setToolTip(tip)
 
     def _wire(self) -> None:
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.sign_button.clicked.connect(self.sign_requested)
-        self.accept_button.clicked.connect(lambda: self._request("present"))
-        self.reject_button.clicked.connect(lambda: self._request("absent"))
-        self.uncertain_button.clicked.connect(lambda: self._request("uncertain"))
+        self.accept_button.clicked.connect(lambda: self._request(Agreement.AGREE))
+        self.reject_button.clicked.connect(lambda: self._request(Agreement.DISAGREE))
+        self.uncertain_button.clicked.connect(lambda: self._request(Agreement.UNCERTAIN))
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.overlay_combo.currentIndexChanged.connect(
             lambda _: self.overlay.set_label(self.overlay_combo.currentData()))
@@ -213,10 +229,14 @@ class AIPanel(QObject):
 
     # ----- findings
     def set_result(self, result: ReadResult | None) -> None:
-        """Show a result's findings and draft report (None clears the panel)."""
+        """Show a result's findings (None clears the panel). The report and the decisions are the
+        reading's: `show_reading` draws them."""
         self.status.setStyleSheet("")
+        domain = result.qa.domain if result is not None else None
+        self.domain_notice.setText(domain.notice if domain is not None and not domain.inside else "")
+        self.domain_notice.setVisible(domain is not None and not domain.inside)
         self._findings = list(result.findings) if result else []
-        self.decisions = {}
+        self._reading = {}
         self.table.setRowCount(0)
         for finding in self._findings:
             self._append_row(finding)
@@ -228,10 +248,9 @@ class AIPanel(QObject):
                 self.overlay_combo.addItem(f"{finding.display_name} ({finding.probability:.2f})", finding.label)
         self.overlay_combo.blockSignals(False)
         self._sync_overlay_controls()
-        sentences = list(result.report.sentences) if result and result.report else []
-        keyed = [(sentence_key(s, i), s) for i, s in enumerate(sentences)]
-        self.findings_report.load([(k, s) for k, s in keyed if s.section == "FINDINGS"])
-        self.impression_report.load([(k, s) for k, s in keyed if s.section == "IMPRESSION"])
+        if result is None:
+            for section in self.sections():
+                section.load([])
         self.lock_report(False)
         if self.overlay.label:
             self.select_label(self.overlay.label)
@@ -287,28 +306,46 @@ class AIPanel(QObject):
         lines += [f"• {statement.text}" for statement in finding.evidence]
         return "\n".join(lines)
 
-    def add_reader_finding(self, label: str, display_name: str) -> None:
+    def show_reading(self, state: SessionState, *, report: bool) -> None:
+        """Draw the reading: decisions (coloured by agreement with the AI's call), the findings the
+        reader added, signed or not, and with `report` the report sections as the reading has them."""
+        self._reading = dict(state.findings)
+        added = [f for f in state.findings.values() if f.added_by_reader]
+        for finding in [f for f in self._findings if f.probability != f.probability]:  # reader rows undone
+            if finding.label not in self._reading:
+                self._remove_reader_row(finding.label)
+        for finding in added:
+            if self._row_of(finding.label) is None:
+                self._add_reader_row(finding.label, finding.display_name)
+        for row in range(self.table.rowCount()):
+            label = self.table.item(row, COLUMN_FINDING).data(_LABEL_ROLE)
+            self._show_decision(row, self._reading.get(label))
+        if report:
+            for section in self.sections():
+                section.load([s for s in state.sentences.values() if s.section is section.section])
+        self.lock_report(state.signed)
+        self._update_details()
+
+    def _add_reader_row(self, label: str, display_name: str) -> None:
         """A row for a finding the radiologist added (no AI probability)."""
         finding = Finding(label=label, display_name=display_name, probability=float("nan"), threshold=float("nan"),
                           positive=False)
         self._findings.append(finding)
         row = self.table.rowCount()
         self.table.insertRow(row)
-        for column, text in enumerate([display_name, "reader", "—", DECISION_TEXT["added"]]):
+        for column, text in enumerate([display_name, "reader", "—", "—"]):
             item = QTableWidgetItem(text)
             item.setData(_LABEL_ROLE, label)
             item.setToolTip("Added by the radiologist")
             self.table.setItem(row, column, item)
         self._fit_table_height()
-        self.set_decision(label, "added")
 
-    def remove_reader_finding(self, label: str) -> None:
+    def _remove_reader_row(self, label: str) -> None:
         row = self._row_of(label)
         if row is not None:
             self.table.removeRow(row)
             self._fit_table_height()
         self._findings = [f for f in self._findings if f.label != label]
-        self.decisions.pop(label, None)
 
     def finding(self, label: str) -> Finding | None:
         return next((f for f in self._findings if f.label == label), None)
@@ -339,22 +376,24 @@ class AIPanel(QObject):
         current = rows[0].row() if rows else -1
         self.table.selectRow((current + step) % count)
 
-    def set_decision(self, label: str, decision: str | None) -> None:
-        """Show a decision (None = not reviewed); does not record it (the main window does)."""
-        if decision is None:
-            self.decisions.pop(label, None)
-        else:
-            self.decisions[label] = decision
+    def decision_text(self, label: str) -> str:
+        """What the decision column says for a finding ("—" when not reviewed)."""
         row = self._row_of(label)
-        if row is None:
-            return
-        item = self.table.item(row, COLUMN_DECISION)
-        item.setText(DECISION_TEXT.get(decision, "—") if decision else "—")
-        colour = DECISION_COLOURS.get(decision or "")
-        item.setForeground(colour if colour is not None else self.table.palette().text().color())
-        self._update_details()
+        return self.table.item(row, COLUMN_DECISION).text() if row is not None else "—"
 
-    def _request(self, decision: str) -> None:
+    def _show_decision(self, row: int, finding: FindingState | None) -> None:
+        item = self.table.item(row, COLUMN_DECISION)
+        if finding is None or finding.decision is None:
+            item.setText("—")
+            item.setForeground(self.table.palette().text().color())
+            return
+        agreement = Agreement.of(finding.decision, finding.ai_positive)
+        mark = AGREEMENT_MARK[agreement]
+        item.setText(mark if agreement in (Agreement.UNCERTAIN, Agreement.READER_ONLY)
+                     else f"{mark}: {finding.decision.value}")
+        item.setForeground(AGREEMENT_COLOURS[agreement])
+
+    def _request(self, decision: Agreement) -> None:
         label = self.selected_label()
         if label is None:
             self.status.setText("Select a finding first (J / K move through the list).")
@@ -384,17 +423,12 @@ class AIPanel(QObject):
             parts.append(f"Saliency peak: {html.escape(finding.zone)}")
         if finding.evidence:
             parts.append("Radiomics evidence:<br>" + "<br>".join(f"• {html.escape(e.text)}" for e in finding.evidence))
-        decision = self.decisions.get(finding.label)
-        parts.append(f"Your decision: {DECISION_TEXT.get(decision, 'not yet reviewed') if decision else 'not yet reviewed'}")
+        parts.append(f"Your decision: {self.decision_text(finding.label).replace('—', 'not yet reviewed')}")
         self.details.setText("<br>".join(parts))
 
     # ----- report
     def sections(self) -> tuple[ReportSection, ReportSection]:
         return self.findings_report, self.impression_report
-
-    def report_text(self) -> str:
-        return (f"FINDINGS: {self.findings_report.text()}\n\n"
-                f"IMPRESSION: {self.impression_report.text()}\n")
 
     def flush_edits(self) -> None:
         for section in self.sections():

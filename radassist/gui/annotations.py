@@ -1,8 +1,9 @@
 """Marks the radiologist puts on the image: distance measurements and regions (box or freehand).
 
 Marks are kept in continuous image coordinates, x = column and y = row, where pixel (r, c) covers
-[c, c+1) x [r, r+1) (what the panes sample). The feedback store puts the origin at the first pixel's
-centre instead, so `Region.geometry()` shifts by half a pixel on the way out.
+[c, c+1) x [r, r+1) (what the panes sample). That is also the feedback store's convention (DICOM's,
+radassist.feedback.regions), so a region's geometry leaves as drawn; the reading clips it to the image
+and the viewer then shows the region as the reading stored it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, QPointF, Signal
+
+from radassist.feedback.regions import outline
 
 TOOLS = ("navigate", "ruler", "box", "freehand")
 _MIN_REGION_SIDE_PX = 3.0  # smaller drags are clicks, not regions
@@ -47,11 +50,19 @@ class Region:
 
     def geometry(self) -> dict[str, Any]:
         """The feedback store's geometry dict (radassist.feedback.events.check_geometry)."""
-        xs = [round(p.x() - 0.5, 2) for p in self.points]
-        ys = [round(p.y() - 0.5, 2) for p in self.points]
+        xs = [round(p.x(), 2) for p in self.points]
+        ys = [round(p.y(), 2) for p in self.points]
         if self.kind == "rectangle":
             return {"kind": "rectangle", "x0": min(xs), "y0": min(ys), "x1": max(xs), "y1": max(ys)}
         return {"kind": "polygon", "points": [[x, y] for x, y in zip(xs, ys, strict=True)]}
+
+    @classmethod
+    def from_geometry(cls, region_id: str, label: str, geometry: dict[str, Any]) -> Region:
+        """A stored region (rectangle or polygon; an ellipse is shown by its outline)."""
+        if geometry["kind"] == "rectangle":
+            points = [QPointF(geometry["x0"], geometry["y0"]), QPointF(geometry["x1"], geometry["y1"])]
+            return cls("rectangle", points, label, region_id)
+        return cls("polygon", [QPointF(x, y) for x, y in outline(geometry)], label, region_id)
 
     def is_big_enough(self) -> bool:
         xs = [p.x() for p in self.points]
@@ -132,13 +143,7 @@ class Annotations(QObject):
         self.draft = None
         self.changed.emit()
 
-    def remove_region(self, region_id: str) -> Region | None:
-        region = next((r for r in self.regions if r.region_id == region_id), None)
-        if region is not None:
-            self.regions.remove(region)
-            self.changed.emit()
-        return region
-
-    def restore_region(self, region: Region) -> None:
-        self.regions.append(region)
+    def show_regions(self, regions: list[Region]) -> None:
+        """Show exactly these regions (the reading's), replacing whatever was drawn."""
+        self.regions = list(regions)
         self.changed.emit()

@@ -16,7 +16,7 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from radassist.errors import RadAssistError
-from radassist.gui.events import EventSink, FeedbackSink, RecordingSink
+from radassist.feedback.store import EventStore
 from radassist.gui.main_window import MainWindow
 from radassist.gui.theme import apply_dark_theme
 from radassist.pacs.config import PacsConfig
@@ -50,16 +50,23 @@ def application(*, offscreen: bool = False) -> QApplication:
     return app
 
 
-def make_sink(record: bool, store: str | None) -> EventSink:
-    return FeedbackSink(store) if record else RecordingSink()
+NOT_RECORDED_READER = "not-recorded"
 
 
-def run_viewer(paths: list[str], *, record: bool = True, store: str | None = None,
+def run_viewer(paths: list[str], *, record: bool = True, store: str | None = None, reader: str | None = None,
                screenshot: str | None = None, auto_read: bool = True, pacs: PacsConfig | None = None) -> int:
-    """Open the viewer on `paths`. With `screenshot`: wait for the read, save the window, exit."""
+    """Open the viewer on `paths`. With `screenshot`: wait for the read, save the window, exit.
+
+    Readings go to the feedback store (`store`, default the user's), by `reader` (asked when the first
+    image opens if None). Without `record`, and for a screenshot, they go to a scratch store that is
+    deleted on exit, so nothing is asked and nothing is kept."""
     offscreen = headless()
     app = application(offscreen=offscreen)
-    window = MainWindow(make_sink(record, store), auto_read=auto_read)
+    if record and screenshot is None:
+        readings = EventStore(store)
+    else:
+        readings, reader = EventStore.scratch(), reader or NOT_RECORDED_READER
+    window = MainWindow(readings, reader_id=reader, auto_read=auto_read)
     if pacs is not None:  # the PACS source (worklist, query/retrieve); nothing connects until the user asks
         from radassist.gui.pacs_browser import install_pacs_dock
 

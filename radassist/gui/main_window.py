@@ -3,8 +3,13 @@
 Menus, toolbar, docks and every action's shortcut come from ui/viewer_main.ui; this class gives the
 actions their behaviour. Loading and the AI read run as background jobs (the window never waits on
 disk or on the model); each job is tagged with the image it belongs to, so a result that arrives after
-the radiologist moved on is dropped. Every radiologist action goes through the EventSink, and the
-undoable ones through the undo stack (history.py), so screen, store and undo stay in step.
+the radiologist moved on is dropped.
+
+The window is a view of a Reading (radassist.feedback.reading): every decision, region, report edit,
+undo, redo and signature is a call on the image's reading, which records it in the feedback store and
+replays the store into its state; the window then draws that state. Opening an image opens its
+reading from the store, so moving to another image and back, quitting and reopening, and a crash all
+come back to what the store has. The reader's identity is asked once per viewer session.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QUndoStack
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QImage,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -33,24 +46,28 @@ from PySide6.QtWidgets import (
 )
 
 from radassist.errors import RadAssistError
+from radassist.feedback.reading import Reading, study_statuses
+from radassist.feedback.store import EventStore
 from radassist.gui.ai_panel import AIPanel
 from radassist.gui.annotations import Region
 from radassist.gui.decode import DecoderProcess, is_compressed_dicom
-from radassist.gui.events import EventSink
 from radassist.gui.forms import child, load_form
-from radassist.gui.history import RecordedAction
 from radassist.gui.image_viewer import KEY_ZOOM_STEP, ImageViewer
 from radassist.gui.jobs import Job, JobContext
 from radassist.gui.settings import recent_paths, viewer_settings
 from radassist.gui.study_browser import StudyBrowser
 from radassist.gui.study_index import StudyIndex
 from radassist.gui.view_state import LoadedImage, load_for_display
+from radassist.io.image import Radiograph
 from radassist.pipeline.result import Measurement, ReadResult
+from radassist.vocabulary import Agreement, Decision, Section
 
 MAIN_FORM = "viewer_main.ui"
 STATUS_MESSAGE_MS = 8000
 JOB_DRAIN_MS = 60_000
-DEFAULT_DOCK_WIDTHS = (270, 430)  # study browser, AI panel (logical px) until the user moves them  # on close, wait this long for a running read to end before leaving
+DEFAULT_DOCK_WIDTHS = (270, 430)  # study browser, AI panel (logical px) until the user moves them
+FOCUS_REPORT_SHORTCUT = "E"  # "edit": to the report's FINDINGS from anywhere (Tab / Shift+Tab move on from there)
+READER_SETTING = "reader/last_id"
 
 
 def capture_window(widget: QWidget) -> QImage:
@@ -72,10 +89,15 @@ class MainWindow(QMainWindow):
     findings_shown = Signal()  # the read's findings and saliency are on screen; evidence and report follow
     read_finished = Signal(bool)  # True: an AI result is on screen; False: refused, failed or cancelled
 
-    def __init__(self, sink: EventSink, *, auto_read: bool = True, settings: QSettings | None = None):
+    def __init__(self, store: EventStore, *, reader_id: str | None = None, auto_read: bool = True,
+                 settings: QSettings | None = None):
+        """store: where readings live (closed with the window); reader_id: who reads (None: asked when
+        the first image opens)."""
         super().__init__()
         load_form(MAIN_FORM, self)
-        self.sink = sink
+        self.store = store
+        self.reader_id = reader_id
+        self.reading: Reading | None = None
         self.auto_read = auto_read
         self.settings = settings or viewer_settings()
         self.viewer = ImageViewer()
@@ -83,10 +105,8 @@ class MainWindow(QMainWindow):
         self.panel = AIPanel(child(self, QWidget, "aiPanelHost"), self.viewer.overlay)
         self.browser = StudyBrowser(child(self, QTreeWidget, "studyTree"), child(self, QListWidget, "recentList"),
                                     self.settings)
-        self.undo_stack = QUndoStack(self)
         self.loaded: LoadedImage | None = None
         self.result: ReadResult | None = None
-        self.signed = False
         self.last_open_ms: float | None = None  # open request -> first picture painted (preview or full)
         self.full_open_ms: float | None = None  # open request -> full-resolution image on screen
         self.first_result_ms: float | None = None  # read start -> findings and saliency on screen
@@ -115,9 +135,22 @@ class MainWindow(QMainWindow):
         shown; tests that never open a compressed image leave it unstarted)."""
         self._decoder.start()
 
+    @property
+    def signed(self) -> bool:
+        return self.reading is not None and self.reading.signed
+
     # ======================================================================= wiring
     def action(self, name: str) -> QAction:
         return child(self, QAction, name)
+
+    def _add_focus_report_action(self) -> None:
+        """A key to reach the report from anywhere (the form has no such action)."""
+        action = QAction("Edit the report (FINDINGS)", self)
+        action.setObjectName("actionFocusReport")
+        action.setShortcut(QKeySequence(FOCUS_REPORT_SHORTCUT))
+        self.addAction(action)
+        child(self, QMenu, "menuPanels").addAction(action)
+        action.triggered.connect(lambda: self.panel.findings_report.edit.setFocus())
 
     def _wire(self) -> None:
         a = self.action
@@ -127,8 +160,8 @@ class MainWindow(QMainWindow):
             "actionOpenFolder": self._ask_folder,
             "actionSaveScreenshot": self._ask_screenshot,
             "actionQuit": self.close,
-            "actionUndo": self.undo_stack.undo,
-            "actionRedo": self.undo_stack.redo,
+            "actionUndo": self.undo,
+            "actionRedo": self.redo,
             "actionNextColormap": lambda: self._status(f"Overlay colormap: {overlay.next_colormap()}"),
             "actionFit": view.fit,
             "actionActualSize": viewer.one_to_one,
@@ -138,8 +171,8 @@ class MainWindow(QMainWindow):
             "actionClearMarks": viewer.annotations.clear_measurements,
             "actionRunRead": self.run_read,
             "actionCancel": self.cancel,
-            "actionAccept": lambda: self.panel.accept_button.click(),
-            "actionReject": lambda: self.panel.reject_button.click(),
+            "actionAccept": lambda: self.panel.accept_button.click(),  # Agree with the AI's call
+            "actionReject": lambda: self.panel.reject_button.click(),  # Disagree with it
             "actionUncertain": lambda: self.panel.uncertain_button.click(),
             "actionNextFinding": lambda: self.panel.select_relative(1),
             "actionPreviousFinding": lambda: self.panel.select_relative(-1),
@@ -170,10 +203,11 @@ class MainWindow(QMainWindow):
         viewer.ctr.corrected.connect(self._ctr_corrected)
         viewer.readout_changed.connect(self._readout.setText)
 
-        self.undo_stack.canUndoChanged.connect(a("actionUndo").setEnabled)
-        self.undo_stack.canRedoChanged.connect(a("actionRedo").setEnabled)
         a("actionUndo").setEnabled(False)
         a("actionRedo").setEnabled(False)
+        a("actionAccept").setText("Agree with the AI's call")
+        a("actionReject").setText("Disagree with the AI's call")
+        self._add_focus_report_action()
 
         self.panel.run_requested.connect(self.run_read)
         self.panel.cancel_requested.connect(self.cancel)
@@ -204,6 +238,7 @@ class MainWindow(QMainWindow):
 
     def _paths_indexed(self, paths: list[str], index: StudyIndex, images: list[Path]) -> None:
         self.browser.merge(index)
+        self._show_study_statuses()
         for path in paths:
             self.browser.remember(path)
         self._rebuild_recent_menu()
@@ -245,8 +280,7 @@ class MainWindow(QMainWindow):
         self._start(job)
 
     def _show_new_image(self, loaded: LoadedImage, started: float) -> None:
-        self.loaded, self.result, self.signed = loaded, None, False
-        self.undo_stack.clear()
+        self.loaded, self.result = loaded, None
         self.viewer.set_image(loaded)
         self.panel.set_result(None)
         self.viewer.repaint()  # paint now, so the time below is open-to-display, not open-to-decoded
@@ -274,7 +308,7 @@ class MainWindow(QMainWindow):
             self._show_new_image(loaded, started)
         self.full_open_ms = (time.perf_counter() - started) * 1000.0
         radiograph = loaded.radiograph
-        self._guarded(lambda: self.sink.study_opened(radiograph))
+        self._open_reading(radiograph)
         notes = "; ".join(radiograph.meta.warnings)
         self._status(f"Opened {radiograph.name} ({radiograph.shape[1]} x {radiograph.shape[0]}) "
                      f"in {self.full_open_ms:.0f} ms" + (f" — {notes}" if notes else ""))
@@ -299,12 +333,65 @@ class MainWindow(QMainWindow):
             self.open_image(path)
 
     def _leave_current_study(self) -> None:
-        """Report pending edits of the image being left and drop its read (its result would be stale)."""
-        if self.loaded is not None and not self.signed:
-            self.panel.flush_edits()
+        """Record pending edits of the image being left, close its reading (everything is in the store)
+        and drop its read (its result would be stale)."""
+        if self.reading is not None:
+            if not self.signed:
+                self.panel.flush_edits()
+            self.reading.close()
+            self.reading = None
+            self._update_undo_actions()
         if self._read_job is not None:
             self._read_job.cancel()
             self._read_job = None
+
+    def _open_reading(self, radiograph: Radiograph) -> None:
+        """The image's reading from the store (as it was left, signed or not), or a new one."""
+        if not self._ensure_reader():
+            self._status("Not recorded: a reader id is needed to record decisions and sign.")
+            return
+        reader_id = self.reader_id or ""
+        try:
+            self.reading = Reading.open(self.store, radiograph, reader_id=reader_id)
+        except RadAssistError as exc:
+            self._report_failure("The reading cannot be recorded", str(exc))
+            return
+        self._render(report=False)
+        self._show_study_statuses()
+
+    def _ensure_reader(self) -> bool:
+        """Ask who reads, once per viewer session (prefilled with the last answer, never the OS login)."""
+        if self.reader_id:
+            return True
+        name, ok = QInputDialog.getText(self, "Reader", "Your reader id (recorded with each decision and the "
+                                        "signature):", text=str(self.settings.value(READER_SETTING, "")))
+        if ok and name.strip():
+            self.reader_id = name.strip()
+            self.settings.setValue(READER_SETTING, self.reader_id)
+        return bool(self.reader_id)
+
+    def _render(self, *, report: bool) -> None:
+        """Draw the reading's state: decisions, added findings, regions, signed; the report with `report`."""
+        if self.reading is None:
+            return
+        state = self.reading.state
+        self.panel.show_reading(state, report=report and state.has_ai_result)
+        self.viewer.annotations.show_regions(
+            [Region.from_geometry(r.region_id, r.label, r.geometry) for r in state.regions.values()])
+        self._update_undo_actions()
+        if self.loaded is not None:
+            self.setWindowTitle(f"RadAssist — {self.loaded.radiograph.name}" + (" (signed)" if state.signed else ""))
+
+    def _update_undo_actions(self) -> None:
+        state = self.reading.state if self.reading is not None else None
+        self.action("actionUndo").setEnabled(bool(state and state.can_undo))
+        self.action("actionRedo").setEnabled(bool(state and state.can_redo))
+
+    def _show_study_statuses(self) -> None:
+        try:
+            self.browser.show_statuses(study_statuses(self.store, [str(p) for p in self.browser.images()]))
+        except RadAssistError as exc:
+            self._status(f"Study status not available: {exc}")
 
     # ======================================================================= the AI read
     def run_read(self) -> None:
@@ -333,6 +420,8 @@ class MainWindow(QMainWindow):
         self.first_result_ms = (time.perf_counter() - started) * 1000.0
         self.viewer.set_result(partial)
         self.panel.show_findings_first(partial)
+        self._render(report=True)
+        self.panel.lock_report(True)  # read-only until the complete result (the reading's draft) is in
         self.panel.show_busy(f"Findings in {self.first_result_ms:.0f} ms; radiomics evidence and draft report…")
         self.findings_shown.emit()
 
@@ -341,7 +430,6 @@ class MainWindow(QMainWindow):
             return
         self._read_job = None
         elapsed = (time.perf_counter() - started) * 1000.0
-        self._guarded(lambda: self.sink.ai_result_shown(result))
         if not result.qa.accepted:
             self.result = None
             self.panel.set_result(None)
@@ -349,11 +437,16 @@ class MainWindow(QMainWindow):
             self.read_finished.emit(False)
             return
         self.result = result
+        reading = self.reading
+        if reading is not None:
+            self._guarded(lambda: reading.show_ai_result(result))
         self.viewer.set_result(result)
         self.panel.set_result(result)
         self.panel.set_model_info(result)
-        self.panel.show_idle(f"Read in {elapsed:.0f} ms. A / R / U decide, J / K move, Ctrl+Enter signs.",
-                             can_run=True)
+        self._render(report=True)
+        self.panel.show_idle("Signed: read-only." if self.signed else
+                             f"Read in {elapsed:.0f} ms. A agree / R disagree / U uncertain, J / K move, "
+                             "E edits the report, Ctrl+Enter signs.", can_run=True)
         self.read_finished.emit(True)
 
     def _read_failed(self, job: Job, serial: int, message: str, expected: bool) -> None:
@@ -378,33 +471,31 @@ class MainWindow(QMainWindow):
             annotations.set_tool("navigate")
 
     # ======================================================================= radiologist actions
-    def decide(self, label: str, decision: str) -> None:
-        """Accept / reject / uncertain on a finding: shown, recorded and undoable; then the next finding."""
-        if self.signed or self.loaded is None:
+    def decide(self, label: str, call: Agreement) -> None:
+        """Agree / disagree with the AI's call on a finding, or uncertain: recorded, shown; then the next."""
+        reading = self.reading
+        if reading is None or self.signed:
             return
-        previous = self.panel.decisions.get(label)
-        if previous == decision:
+        if call is Agreement.UNCERTAIN:
+            done = self._guarded(lambda: reading.decide(label, Decision.UNCERTAIN))
+        else:
+            done = self._guarded(lambda: reading.agree(label) if call is Agreement.AGREE else reading.disagree(label))
+        self._render(report=False)
+        if done:
             self.panel.select_relative(1)
-            return
-        self._push(f"{decision} {label}",
-                   record=lambda: self.sink.finding_decided(label, decision),
-                   apply=lambda: self.panel.set_decision(label, decision),
-                   revert=lambda: self.panel.set_decision(label, previous))
-        self.panel.select_relative(1)
 
     def add_finding(self, display_name: str) -> None:
         """A finding the AI does not list, named by the radiologist."""
         display_name = display_name.strip()
         label = re.sub(r"[^a-z0-9]+", "_", display_name.lower()).strip("_")
-        if not label or self.signed or self.loaded is None:
+        reading = self.reading
+        if not label or reading is None or self.signed:
             return
         if label in self.panel.labels():
             self.panel.select_label(label)
             return
-        self._push(f"add {label}",
-                   record=lambda: self.sink.finding_added(label, display_name),
-                   apply=lambda: self.panel.add_reader_finding(label, display_name),
-                   revert=lambda: self.panel.remove_reader_finding(label))
+        self._guarded(lambda: reading.add_finding(label, display_name))
+        self._render(report=False)
         self.panel.select_label(label)
 
     def _ctr_corrected(self, before: Measurement, after: Measurement) -> None:
@@ -418,52 +509,95 @@ class MainWindow(QMainWindow):
             self._status(f"Cardiothoracic ratio corrected: {before.value:.2f} -> {after.value:.2f}")
 
     def _region_drawn(self, region: Region) -> None:
-        annotations = self.viewer.annotations
-        if self.signed or self.loaded is None:
-            annotations.remove_region(region.region_id)
+        reading = self.reading
+        if reading is None or self.signed:
+            self._render(report=False)  # drops the drawn region: nothing is recorded on a signed reading
+            if reading is None:
+                self.viewer.annotations.show_regions([])
             return
         region.label = self.panel.selected_label() or "other"
         finding = self.panel.finding(region.label)
         name = finding.display_name if finding else region.label
-        self._push(f"region for {region.label}",
-                   record=lambda: self.sink.region_drawn(region.label, region.geometry()),
-                   apply=lambda: annotations.restore_region(region),
-                   revert=lambda: annotations.remove_region(region.region_id),
-                   applied=True)
+        self._guarded(lambda: reading.draw_region(region.label, region.geometry()))
+        self._render(report=False)
         self._status(f"Region marked for {name}. Select another finding first to mark a different one.")
 
-    def _sentence_edited(self, sentence_id: str, section_name: str, before: str, after: str) -> None:
-        section = next(s for s in self.panel.sections() if s.section == section_name)
-        self._push(f"edit {sentence_id}",
-                   record=lambda: self.sink.sentence_edited(sentence_id, section_name, before, after),
-                   apply=lambda: section.set_sentence_text(sentence_id, after),
-                   revert=lambda: section.set_sentence_text(sentence_id, before),
-                   applied=True)
+    def _sentence_edited(self, sentence_id: str, section: Section, before: str, after: str) -> None:
+        reading = self.reading
+        if reading is None:
+            return
+        if not self._guarded(lambda: reading.edit_sentence(sentence_id, after, section=section)):
+            self._render(report=True)  # show what the reading has, not what was refused
+        else:
+            self._update_undo_actions()
+
+    def undo(self) -> None:
+        self._step(lambda reading: reading.undo(), "Nothing to undo.")
+
+    def redo(self) -> None:
+        self._step(lambda reading: reading.redo(), "Nothing to redo.")
+
+    def _step(self, step: Callable[[Reading], bool], nothing: str) -> None:
+        reading = self.reading
+        if reading is None or self.signed:
+            return
+        self.panel.flush_edits()  # typing not yet recorded is the newest action
+        if not step(reading):
+            self._status(nothing)
+        self._render(report=True)
 
     def sign_report(self) -> None:
-        if self.loaded is None or self.signed:
+        reading = self.reading
+        if reading is None or self.signed:
             return
         self.panel.flush_edits()
-        if not any(section.text() for section in self.panel.sections()):
+        state = reading.state
+        if not (state.section_text(Section.FINDINGS) or state.section_text(Section.IMPRESSION)):
             self.panel.show_error("The report is empty: write FINDINGS or IMPRESSION before signing.",
                                   can_run=self.result is None)
             return
-        if self._guarded(lambda: self.sink.report_signed(self.panel.report_text())):
-            self.signed = True
-            self.undo_stack.clear()
-            self.panel.lock_report(True)
-            self.panel.show_idle("Report signed and stored.", can_run=False)
-            self._status("Report signed.")
+        undecided = [state.findings[label].display_name for label in state.undecided_ai_calls()]
+        unchanged = False
+        if undecided:
+            if not self._confirm_unchanged_draft(undecided):
+                self.panel.show_idle(f"Not signed: decide {', '.join(undecided)} first (A agree / R disagree).",
+                                     can_run=True)
+                return
+            unchanged = True
+        if self._guarded(lambda: reading.sign(ai_draft_unchanged=unchanged)):
+            self._render(report=True)
+            self.panel.show_idle("Report signed and stored: read-only now.", can_run=False)
+            self._status("Report signed." + (" (AI draft signed unchanged, as you confirmed)" if unchanged else ""))
+            self._show_study_statuses()
 
-    def _push(self, text: str, **steps) -> None:
-        self.undo_stack.push(RecordedAction(text, self.sink, guard=self._guarded, **steps))
+    def _confirm_unchanged_draft(self, undecided: list[str]) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, "Sign the AI draft unchanged?",
+                          f"The AI flagged {', '.join(undecided)} and you have not decided on it.\n\n"
+                          "Sign the AI draft unchanged? The signature records that you did, and the feedback "
+                          "export marks it so that the model does not learn from its own output.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirmUnchangedDraft")
+        box.button(QMessageBox.StandardButton.Yes).setText("Sign the AI draft unchanged")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return _answered_yes(box)
+
+    def _confirm_quit_unsigned(self) -> bool:
+        name = self.loaded.radiograph.name if self.loaded is not None else "this image"
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit with an unsigned reading?",
+                          f"Your reading of {name} is not signed. Everything you did is stored and comes back "
+                          "when you open the image again.\n\nQuit now?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("confirmQuitUnsigned")
+        box.button(QMessageBox.StandardButton.Yes).setText("Quit (keep the draft)")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return _answered_yes(box)
 
     def _guarded(self, call: Callable[[], object]) -> bool:
-        """Run a sink call; a refusal (e.g. the store is locked) becomes a visible message, not a crash."""
+        """Run a reading call; a refusal (signed, the store is locked, ...) becomes a visible message."""
         try:
             call()
         except RadAssistError as exc:
-            self._report_failure("Feedback not recorded", str(exc))
+            self._report_failure("Not recorded", str(exc))
             return False
         return True
 
@@ -590,13 +724,18 @@ class MainWindow(QMainWindow):
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        if self.reading is not None and not self.signed:
+            self.panel.flush_edits()
+            if self.reading.state.has_reader_work and not self._confirm_quit_unsigned():
+                event.ignore()
+                return
         self._leave_current_study()
         self.save_settings()
         for job in list(self._jobs):
             job.cancel()
         self._decoder.shutdown()
         QThreadPool.globalInstance().waitForDone(JOB_DRAIN_MS)
-        self.sink.close()
+        self.store.close()
         super().closeEvent(event)
 
     # ======================================================================= drag and drop
@@ -609,6 +748,12 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+def _answered_yes(box: QMessageBox) -> bool:
+    """Run a question box; True when its Yes button was chosen (exec() returns a plain int)."""
+    box.exec()
+    return box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Yes
 
 
 def _set_checked(action: QAction, checked: bool) -> None:

@@ -1,43 +1,51 @@
-"""One section (FINDINGS or IMPRESSION) of the draft report in a QPlainTextEdit, sentence-aware.
+"""One section (FINDINGS or IMPRESSION) of the report in a QPlainTextEdit, sentence-aware: a view of
+the reading's sentences (radassist.feedback.reading).
 
-Each AI sentence is inserted with a character format that carries its sentence id, so the text the
+Each sentence is inserted with a character format that carries its sentence id, so the text the
 radiologist types inside it inherits the id and the sentence can be followed through any edit.
-AI sentences are tinted until touched (a radiologist must see at a glance what they have not yet
-read or changed); hovering a sentence shows where it came from (model output, probability band,
-knowledge-graph node). Edits leave as (sentence id, before, after) when the radiologist pauses, leaves
-the editor, opens another image or signs; text typed outside any AI sentence is the reader's own
-sentence of that section.
+AI sentences are tinted while they still say what the AI drafted (a radiologist must see at a glance
+what they have not yet read or changed); hovering a sentence shows where it came from (model output,
+probability band, knowledge-graph node). Edits leave as (sentence id, before, after) when the
+radiologist pauses, leaves the editor, opens another image, undoes or signs; text typed outside any AI
+sentence is the reader's own sentence of that section.
+
+The editor keeps no undo history of its own: Ctrl+Z / Ctrl+Shift+Z go to the window's actions, which
+undo through the reading and then show the section again from the reading's state, so a sentence
+brought back by undo comes back with its provenance (and its AI tint when it is AI text again).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from PySide6.QtGui import QBrush, QHelpEvent, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtGui import (
+    QBrush,
+    QHelpEvent,
+    QKeyEvent,
+    QKeySequence,
+    QTextCharFormat,
+    QTextCursor,
+    QTextFormat,
+)
 from PySide6.QtWidgets import QPlainTextEdit, QToolTip
 
+from radassist.feedback.reading import reader_sentence_id
+from radassist.feedback.state import SentenceState
 from radassist.gui.theme import AI_TEXT_BACKGROUND
-from radassist.pipeline.result import ReportSentence
+from radassist.vocabulary import Section
 
 SENTENCE_ID = QTextFormat.Property.UserProperty + 1
 EDIT_PAUSE_MS = 1500  # an edit is reported after this much typing pause
 
 
-def sentence_key(sentence: ReportSentence, index: int) -> str:
-    """The id the feedback store uses for a sentence (radassist.feedback.events.ai_result_payload)."""
-    return sentence.sentence_id or f"s{index}"
-
-
-def reader_sentence_id(section: str) -> str:
-    return f"reader-{section.lower()}"
-
-
 class ReportSection(QObject):
-    sentence_edited = Signal(str, str, str, str)  # sentence id, section, before, after
+    sentence_edited = Signal(str, object, str, str)  # sentence id, Section, before, after
 
-    def __init__(self, edit: QPlainTextEdit, section: str):
+    def __init__(self, edit: QPlainTextEdit, section: Section):
         super().__init__(edit)
-        self.edit, self.section = edit, section
-        self._sentences: dict[str, ReportSentence] = {}
+        self.edit, self.section = edit, Section(section)
+        edit.setUndoRedoEnabled(False)  # undo is the reading's (see the module docstring)
+        edit.setTabChangesFocus(True)  # Tab moves on to the next control, as everywhere else in the panel
+        self._sentences: dict[str, SentenceState] = {}
         self._reported: dict[str, str] = {}  # sentence id -> the text the feedback store last received
         self._touched: set[str] = set()
         self._loading = False
@@ -48,25 +56,29 @@ class ReportSection(QObject):
         edit.installEventFilter(self)
 
     # ----- content
-    def load(self, sentences: list[tuple[str, ReportSentence]]) -> None:
-        """Show these (id, sentence) pairs, all tinted as untouched AI text."""
+    def load(self, sentences: list[SentenceState]) -> None:
+        """Show the reading's sentences of this section as they read now; AI sentences that still say
+        what the AI drafted are tinted. A deleted sentence is not shown (undo brings it back in place)."""
+        self._pause.stop()
         self._loading = True
         try:
-            self._sentences = dict(sentences)
-            self._reported = {sid: s.text for sid, s in sentences}
-            self._reported[reader_sentence_id(self.section)] = ""
-            self._touched.clear()
+            own = reader_sentence_id(self.section)
+            self._sentences = {s.sentence_id: s for s in sentences if s.sentence_id != own}
+            self._reported = {s.sentence_id: s.text for s in sentences}
+            self._reported.setdefault(own, "")
+            self._touched = {s.sentence_id for s in sentences if not s.untouched_ai_text}
             self.edit.clear()
             cursor = QTextCursor(self.edit.document())
-            for position, (sid, sentence) in enumerate(sentences):
+            shown = [s for s in sentences if s.text]
+            for position, sentence in enumerate(shown):
                 if position:
                     cursor.insertText(" ", QTextCharFormat())
                 fmt = QTextCharFormat()
-                fmt.setProperty(SENTENCE_ID, sid)
-                fmt.setBackground(AI_TEXT_BACKGROUND)
+                fmt.setProperty(SENTENCE_ID, sentence.sentence_id)
+                if sentence.untouched_ai_text:
+                    fmt.setBackground(AI_TEXT_BACKGROUND)
                 cursor.insertText(sentence.text, fmt)
             cursor.insertText(" ", QTextCharFormat())  # typing at the end starts the reader's own text
-            self.edit.document().clearUndoRedoStacks()
         finally:
             self._loading = False
 
@@ -84,27 +96,6 @@ class ReportSection(QObject):
 
     def is_untouched(self, sentence_id: str) -> bool:
         return sentence_id in self._sentences and sentence_id not in self._touched
-
-    def set_sentence_text(self, sentence_id: str, text: str) -> None:
-        """Replace a sentence's text without reporting it (undo/redo replay what the store already has).
-        A sentence that was deleted entirely comes back at the end of the section."""
-        self._loading = True
-        try:
-            fmt = QTextCharFormat()
-            fmt.setProperty(SENTENCE_ID, sentence_id)
-            ranges = self._ranges(sentence_id)
-            cursor = QTextCursor(self.edit.document())
-            if ranges:
-                cursor.setPosition(ranges[0][0])
-                cursor.setPosition(ranges[-1][1], QTextCursor.MoveMode.KeepAnchor)
-            else:
-                cursor.movePosition(QTextCursor.MoveOperation.End)
-                cursor.insertText(" ", QTextCharFormat())
-            cursor.insertText(text, fmt)
-            self._reported[sentence_id] = text
-            self._touched.add(sentence_id)
-        finally:
-            self._loading = False
 
     def set_read_only(self, read_only: bool) -> None:
         self.edit.setReadOnly(read_only)
@@ -131,7 +122,7 @@ class ReportSection(QObject):
                   if not f.charFormat().property(SENTENCE_ID) and f.text().strip()]
         current = self.texts()
         newly = {sid for sid, sentence in self._sentences.items()
-                 if sid not in self._touched and current.get(sid) != sentence.text}
+                 if sid not in self._touched and current.get(sid) != sentence.draft_text}
         self._touched |= newly
         self._loading = True
         try:
@@ -204,4 +195,9 @@ class ReportSection(QObject):
             return True
         if kind == QEvent.Type.FocusOut and watched is self.edit:
             self.flush()
+        if kind == QEvent.Type.ShortcutOverride and watched is self.edit:
+            key: QKeyEvent = event  # type: ignore[assignment]
+            if key.matches(QKeySequence.StandardKey.Undo) or key.matches(QKeySequence.StandardKey.Redo):
+                event.ignore()  # not the editor's: the window's Undo / Redo actions take it
+                return True
         return False

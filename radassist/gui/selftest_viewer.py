@@ -9,17 +9,17 @@ from typing import Any
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
 from radassist.errors import RadAssistError
-from radassist.gui.app import SCREENSHOT_SIZE, application, headless
-from radassist.gui.events import RecordingSink
+from radassist.feedback.store import EventStore
+from radassist.gui.app import NOT_RECORDED_READER, SCREENSHOT_SIZE, application, headless
 from radassist.gui.main_window import MainWindow, capture_window
 
 
 def read_in_viewer(path: Path, scratch: Path, screenshot: Path | None, timeout_s: int) -> tuple[Any, int, int, int]:
     """(ReadResult shown, window width, height, colours counted on a 16-px grid). The user's layout and
-    feedback store are not touched (temporary settings in `scratch`, in-memory sink)."""
+    feedback store are not touched (temporary settings in `scratch`, a scratch store)."""
     app = application(offscreen=headless())
-    window = MainWindow(RecordingSink(), settings=QSettings(str(scratch / "viewer.ini"),
-                                                            QSettings.Format.IniFormat))
+    window = MainWindow(EventStore.scratch(), reader_id=NOT_RECORDED_READER,
+                        settings=QSettings(str(scratch / "viewer.ini"), QSettings.Format.IniFormat))
     outcome: dict[str, Any] = {}
     loop, deadline = QEventLoop(), QTimer()
     window.read_finished.connect(lambda ok: (outcome.setdefault("read", ok), loop.quit()))

@@ -1,20 +1,25 @@
 """The study browser dock: the StudyIndex as a tree (patient/study -> series -> image) plus the recent list.
 
 It owns no widgets of its own: the tree and the list come from ui/viewer_main.ui. Opening a file is a
-request (`open_requested`); the main window decides what loading means.
+request (`open_requested`); the main window decides what loading means. Each image shows its reading
+status (unread / read / signed, from the feedback store) in the second column.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QListWidget, QListWidgetItem, QTreeWidget, QTreeWidgetItem
 
+from radassist.feedback.reading import StudyStatus
 from radassist.gui.settings import recent_paths, remember_recent
 from radassist.gui.study_index import StudyIndex
 
 _PATH_ROLE = Qt.ItemDataRole.UserRole
+STATUS_COLUMN = 1
+STATUS_TEXT = {StudyStatus.UNREAD: "unread", StudyStatus.READ: "● read", StudyStatus.SIGNED: "✓ signed"}
 
 
 class StudyBrowser(QObject):
@@ -26,6 +31,7 @@ class StudyBrowser(QObject):
         self.tree, self.recent, self.settings = tree, recent, settings
         self.index = StudyIndex()
         self._current: Path | None = None
+        self._statuses: dict[str, StudyStatus] = {}
         header = tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -46,6 +52,30 @@ class StudyBrowser(QObject):
 
     def images(self) -> list[Path]:
         return [instance.path for instance in self.index.instances()]
+
+    def show_statuses(self, statuses: dict[str, StudyStatus]) -> None:
+        """Read / unread / signed per image ({absolute path: status})."""
+        self._statuses = dict(statuses)
+        for item in self._leaves():
+            self._show_status(item)
+
+    def status_of(self, path: str | Path) -> StudyStatus:
+        return self._statuses.get(os.path.abspath(path), StudyStatus.UNREAD)
+
+    def _show_status(self, item: QTreeWidgetItem) -> None:
+        status = self.status_of(item.data(0, _PATH_ROLE))
+        item.setText(STATUS_COLUMN, STATUS_TEXT[status])
+        item.setToolTip(STATUS_COLUMN, f"Reading status: {status.value}")
+
+    def _leaves(self) -> list[QTreeWidgetItem]:
+        stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        leaves = []
+        while stack:
+            item = stack.pop()
+            if item.data(0, _PATH_ROLE):
+                leaves.append(item)
+            stack += [item.child(i) for i in range(item.childCount())]
+        return leaves
 
     def mark_current(self, path: Path) -> None:
         """Highlight the open image so Page Up/Down continue from it."""
@@ -85,20 +115,14 @@ class StudyBrowser(QObject):
                     leaf = QTreeWidgetItem([instance.name, "", ""])
                     leaf.setData(0, _PATH_ROLE, str(instance.path))
                     leaf.setToolTip(0, str(instance.path))
+                    self._show_status(leaf)
                     series_item.addChild(leaf)
         self.tree.expandAll()
         if self._current is not None:
             self.mark_current(self._current)
 
     def _item_for(self, path: Path) -> QTreeWidgetItem | None:
-        iterator_stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
-        while iterator_stack:
-            item = iterator_stack.pop()
-            data = item.data(0, _PATH_ROLE)
-            if data and Path(data).resolve() == path:
-                return item
-            iterator_stack += [item.child(i) for i in range(item.childCount())]
-        return None
+        return next((item for item in self._leaves() if Path(item.data(0, _PATH_ROLE)).resolve() == path), None)
 
     def _activated(self, item: QTreeWidgetItem, _column: int) -> None:
         path = item.data(0, _PATH_ROLE)

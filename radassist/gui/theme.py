@@ -1,7 +1,7 @@
 """The dark reading-room look: a dark palette (for widgets QSS does not reach) plus resources/theme/dark.qss.
 
 Reading rooms are dim; a bright UI beside a radiograph lowers perceived contrast, which is why every
-PACS is dark. Accent colours are kept for state (AI text, accepted, rejected), never decoration.
+PACS is dark. Accent colours are kept for state (AI text, agreeing or not with the AI), never decoration.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from radassist.paths import resources_dir
+from radassist.vocabulary import Agreement
 
 AI_TEXT_BACKGROUND = QColor(80, 58, 108)  # AI-written report text not yet touched by the radiologist
-DECISION_COLOURS = {  # keyed by the feedback store's decision words
-    "present": QColor(80, 170, 110),
-    "absent": QColor(210, 90, 80),
-    "uncertain": QColor(210, 170, 60),
-    "added": QColor(90, 150, 220),
+AGREEMENT_COLOURS = {  # a decision is coloured by how it relates to the AI's call, not by present/absent
+    Agreement.AGREE: QColor(80, 170, 110),
+    Agreement.DISAGREE: QColor(225, 120, 70),
+    Agreement.UNCERTAIN: QColor(210, 170, 60),
+    Agreement.READER_ONLY: QColor(90, 150, 220),
 }
 ANNOTATION_COLOUR = QColor(255, 214, 10)
 REGION_COLOUR = QColor(0, 220, 255)
