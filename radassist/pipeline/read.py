@@ -64,6 +64,7 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
     the report (about half the read): a viewer shows them while the rest is computed."""
     from radassist.explain import saliency as sal
     from radassist.imaging import qa
+    from radassist.imaging.ctr import measure_ctr
     from radassist.imaging.lungs import segment_lungs, zone_at
     from radassist.imaging.preprocess import preprocess
     from radassist.inference.engine import load_model
@@ -117,7 +118,10 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
         if options.occlusion:
             cams = sal.occlusion_sensitivity(lambda batch: model.run({card.input_name: batch},
                                                                      ["logits"])["logits"], prepared.tensor)
+        age_group = verdict.domain.age_group.value if verdict.domain.age_group else None
         for index, label in enumerate(card.labels):
+            if not label.applies_to(age_group):  # e.g. viral_pattern, learnt from children only, on an adult
+                continue
             raw = sal.to_image_space(cams[index], crop_box, maps.working_shape)
             maps.add(label.id, sal.normalised_saliency(raw, envelope if label.restrict_to_lungs else None))
             peak = maps.peak(label.id)
@@ -133,6 +137,13 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                 conditional_on=label.conditional_on,
             ))
         result.saliency = maps
+        for finding in result.findings:  # a conditional output is flagged only where its condition holds
+            finding.positive = finding.positive and result.condition_met(finding)
+    with timer.stage("measurements"):
+        ratio = measure_ctr(fields, image.meta)
+        if ratio is not None:
+            measurement = ratio.as_measurement()
+            result.measurements[measurement.kind] = measurement
     if on_findings is not None:
         on_findings(replace(result, findings=[replace(f) for f in result.findings], timings_ms=dict(timer.timings)))
 

@@ -48,6 +48,8 @@ DISPLAY_NAMES = {
 CONDITIONAL_ON: dict[str, str | None] = {label: None for label in LABELS} | {"viral_pattern": "pneumonia"}
 FINDINGS = tuple(label for label in LABELS if label not in ("abnormal", "viral_pattern"))  # what NORMAL negates
 OUTSIDE_LUNGS = frozenset({"cardiomegaly"})  # findings whose saliency is not kept to the lung fields
+# outputs learnt from one age group only: not shown for films of the other (empty: every age group)
+LABEL_AGE_GROUPS: dict[str, tuple[str, ...]] = {"viral_pattern": ("pediatric",)}
 
 
 ADULT_AGE_YEARS = 18

@@ -14,7 +14,7 @@ import numpy as np
 
 from radassist.inference.engine import sha256_of
 from radassist.training.datasets import CALIBRATION, TRAIN, VALIDATION
-from radassist.training.labels import CONDITIONAL_ON, DISPLAY_NAMES, LABELS, OUTSIDE_LUNGS
+from radassist.training.labels import CONDITIONAL_ON, DISPLAY_NAMES, LABEL_AGE_GROUPS, LABELS, OUTSIDE_LUNGS
 
 CARD_NAME = "cxr_classifier.card.json"
 MARKDOWN_NAME = "cxr_classifier.md"
@@ -97,6 +97,7 @@ def build_card(config, onnx_path: Path, summary: dict) -> dict:
         "threshold_rule": ABNORMAL_THRESHOLD_RULE if label == "abnormal" else THRESHOLD_RULE,
         "conditional_on": CONDITIONAL_ON[label],
         "restrict_to_lungs": label not in OUTSIDE_LUNGS,
+        "age_groups": list(LABEL_AGE_GROUPS.get(label, ())),
         "calibration": {"method": "platt", "temperature": round(float(variant.temperatures[j]), 6),
                         "logit_shift_folded_into_bias": round(float(variant.shifts[j]), 6)},
         "trained_on": _trained_on(records, assignment, targets, j),
