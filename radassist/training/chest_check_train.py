@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from radassist.errors import InputRefused
-
 log = logging.getLogger(__name__)
 
 SIZE = 64
@@ -227,18 +225,15 @@ def markdown(card: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import torch
-    except ImportError:
-        raise InputRefused("training needs the [train] extra: pip install 'radassist[train]'") from None
+    from radassist.training.train_command import prepare_training
+
+    prepare_training(args.data)
+    import torch
+
     from radassist.inference.engine import sha256_of
     from radassist.training.chest_check_data import ChestCheckClass
     from radassist.training.metrics import auroc
 
-    for folder in args.data:
-        if not (folder / "labels.csv").is_file():
-            raise InputRefused(f"{folder} has no labels.csv")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
     started = time.time()
     cache = args.cache / "chest_check_samples.npz" if args.cache else None

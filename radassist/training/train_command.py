@@ -44,18 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default="2.0.0")
 
 
-def run(args: argparse.Namespace) -> int:
+def prepare_training(folders: list[Path]) -> None:
+    """What every training command checks first: torch is installed, each folder has a labels.csv; then
+    progress is logged to stderr."""
     try:
         import torch  # noqa: F401
     except ImportError:
         raise InputRefused("training needs the [train] extra: pip install 'radassist[train]'") from None
-    from radassist.training.cache import default_cache_dir
-    from radassist.training.train import TrainConfig, train
-
-    for folder in args.data:
+    for folder in folders:
         if not (folder / "labels.csv").is_file():
             raise InputRefused(f"{folder} has no labels.csv")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from radassist.training.cache import default_cache_dir
+    from radassist.training.train import TrainConfig, train
+
+    prepare_training(args.data)
     config = TrainConfig(
         data=list(args.data), out_dir=args.out, cache_dir=args.cache or default_cache_dir(),
         report_dir=args.report_dir, size=args.size, epochs=args.epochs, batch_size=args.batch_size,
