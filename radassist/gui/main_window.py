@@ -753,7 +753,9 @@ class MainWindow(QMainWindow):
 def _answered_yes(box: QMessageBox) -> bool:
     """Run a question box; True when its Yes button was chosen (exec() returns a plain int)."""
     box.exec()
-    return box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Yes
+    chosen = box.standardButton(box.clickedButton())
+    box.deleteLater()
+    return chosen == QMessageBox.StandardButton.Yes
 
 
 def _set_checked(action: QAction, checked: bool) -> None:
