@@ -118,11 +118,16 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
         if options.occlusion:
             cams = sal.occlusion_sensitivity(lambda batch: model.run({card.input_name: batch},
                                                                      ["logits"])["logits"], prepared.tensor)
+        # where: the classifier's CAM weighted by the anatomy model's lesion output (the localisation that beat
+        # a random point in the lung, models/lungseg.md); the CAM alone where the model has no lesion output
+        lesion = sal.lesion_weight(fields.lesion, maps.working_shape) if fields.lesion is not None else None
         age_group = verdict.domain.age_group.value if verdict.domain.age_group else None
         for index, label in enumerate(card.labels):
             if not label.applies_to(age_group):  # e.g. viral_pattern, learnt from children only, on an adult
                 continue
             raw = sal.to_image_space(cams[index], crop_box, maps.working_shape)
+            if lesion is not None and label.restrict_to_lungs:
+                raw = sal.lesion_weighted(raw, lesion)
             maps.add(label.id, sal.normalised_saliency(raw, envelope if label.restrict_to_lungs else None))
             peak = maps.peak(label.id)
             probability = float(outputs["probabilities"][0][index])

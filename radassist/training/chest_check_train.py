@@ -233,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     from radassist.inference.engine import sha256_of
     from radassist.training.chest_check_data import ChestCheckClass
     from radassist.training.metrics import auroc
+    from radassist.training.model_card import DATA_LICENCES
 
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -284,7 +285,10 @@ def run(args: argparse.Namespace) -> int:
                      "epochs": args.epochs, "seed": args.seed, "history": history,
                      "samples": {kind.name.lower(): int((samples["y"] == kind).sum()) for kind in ChestCheckClass},
                      "wall_time_minutes": round((time.time() - started) / 60, 1),
-                     "data": [str(Path(f).name) for f in args.data] + ["pydicom test images", "procedural bones"]},
+                     "data": [{"folder": Path(f).name, "licence": DATA_LICENCES.get(Path(f).name, "see SOURCE.md")}
+                              for f in args.data] + [
+                         {"name": "pydicom", "licence": "MIT (pydicom's bundled test images)"},
+                         {"name": "procedural limb and pelvis radiographs", "licence": "generated here"}]},
         "intended_use": "research use, not a medical device",
         "model_terms": MODEL_TERMS,
         "limits": ["No real limb, pelvis, skull or abdominal radiograph was available to learn 'not a chest' "
