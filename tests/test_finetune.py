@@ -247,6 +247,16 @@ def test_final_labels_are_read_and_uncertain_or_orphan_conditional_labels_droppe
     assert by_file["images/i3.png"] == {"pneumonia": 1}
 
 
+def test_a_signed_unchanged_ai_draft_never_becomes_a_training_label(tmp_path: Path):
+    folder = tmp_path / "fb"
+    files = write_images(folder, 16, 1)
+    write_labels(folder, [{"file": f, "labels": "", "patient_id": f"RA{i:010d}", "split": "train",
+                           "final_labels": f"pneumonia={i % 2}", "ai_draft_unchanged": int(i < 4)}
+                          for i, f in enumerate(files)])
+    cases, _ = ft.read_feedback(folder, {"labels": LABELS})
+    assert sorted(c.file for c in cases) == sorted(files[4:])  # the model's own words are left out
+
+
 def test_the_split_depends_on_the_images_not_on_the_exports_pseudonyms(tmp_path: Path):
     first = feedback_folder(tmp_path / "a", 30)
     second = feedback_folder(tmp_path / "b", 30)

@@ -71,6 +71,7 @@ REGRESSION_LIMIT = 0.05  # original-validation AUROC drop that marks a version a
 ONNX_TOLERANCE = 1e-3  # |ONNX logits - numpy head| allowed on the held-out images
 BATCH = 16
 FINAL_COLUMN = "final_labels"  # written by `radassist export`: label=1 present, 0 absent, -1 uncertain
+UNCHANGED_DRAFT_COLUMN = "ai_draft_unchanged"  # written by `radassist export`: 1 = signed as the AI drafted it
 OUTPUTS = ("embedding", "logits", "probabilities")
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]  # image batch [N, 1, S, S] -> named ONNX outputs
 
@@ -123,7 +124,8 @@ class FinetuneResult:
 def read_feedback(folder: Path, card: dict) -> tuple[list[FeedbackCase], str]:
     """Labelled images of an export and where their labels came from: the radiologist-final labels the
     model has, conditional labels kept only where their parent is present. A plain labels.csv folder
-    (no final_labels column) is read through the training label table instead."""
+    (no final_labels column) is read through the training label table instead. Rows signed as the unchanged
+    AI draft (`ai_draft_unchanged` = 1) are left out: learning from them would teach the model its own output."""
     csv_path = Path(folder) / "labels.csv"
     if not csv_path.is_file():
         raise InputRefused(f"{folder} has no labels.csv (pass a folder written by `radassist export`)")
@@ -135,6 +137,8 @@ def read_feedback(folder: Path, card: dict) -> tuple[list[FeedbackCase], str]:
               else "labels and subtype columns of labels.csv, mapped by radassist.training.labels")
     cases = []
     for record in records:
+        if (record.row.get(UNCHANGED_DRAFT_COLUMN) or "0").strip() == "1":
+            continue  # signed as the AI drafted it, flagged findings undecided: the model's words, not a reader's
         if has_final:
             values = _parse_final_labels(record.row[FINAL_COLUMN] or "", csv_path)
         else:

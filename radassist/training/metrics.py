@@ -98,6 +98,17 @@ def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[best])
 
 
+def constrained_youden_threshold(labels: np.ndarray, scores: np.ndarray, min_specificity: float) -> float:
+    """Youden's J among the thresholds that keep at least `min_specificity` (a finding flagged on most films
+    without it is noise to a reader; with few positives an unconstrained J can sit at the bottom of the range)."""
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    allowed = np.flatnonzero(1.0 - fpr[1:] >= min_specificity) + 1
+    if allowed.size == 0:
+        return float(thresholds[1])
+    best = allowed[int(np.argmax(tpr[allowed] - fpr[allowed]))]
+    return float(thresholds[best])
+
+
 def sensitivity_specificity(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:
     labels = np.asarray(labels).astype(bool)
     predicted = np.asarray(scores) >= threshold

@@ -43,7 +43,7 @@ MODEL_TERMS = ("Research and education use only, non-commercial: the weights wer
                "Cite the datasets listed under training.data.")
 
 THRESHOLD_RULE = ("Youden's J (max sensitivity + specificity - 1) on the calibrated probabilities of the "
-                  "calibration split")
+                  "calibration split, among thresholds keeping specificity >= 0.80 there")
 ABNORMAL_THRESHOLD_RULE = ("the highest threshold keeping sensitivity >= 0.90 on the adult films with airspace "
                            "disease (pneumonia, COVID-19, consolidation) of the calibration split; sensitivity on "
                            "all adult abnormal films is in metrics.per_label.abnormal.by_age_group.adult")

@@ -56,6 +56,9 @@ RADIOMICS_CLIP = 6.0
 # abnormal films instead, it flagged 67 % of adult normals (v2 development run), since most of NIH's report-mined
 # findings are subtle at this resolution.
 ABNORMAL_SENSITIVITY = 0.90
+# every other label: Youden's J on the calibration split among thresholds keeping this specificity. Unconstrained,
+# the rare labels (7-16 calibration positives) got thresholds that flagged pneumothorax on 98 % of NIH films.
+MIN_FINDING_SPECIFICITY = 0.80
 
 
 @dataclass
@@ -304,9 +307,9 @@ def abnormal_threshold(labels: np.ndarray, probabilities: np.ndarray, sensitivit
 
 def calibrate(variant: Variant, targets: np.ndarray, calibration: np.ndarray, adult: np.ndarray) -> None:
     """Per label on the calibration split: Platt scaling (temperature + logit shift, the shift folded into the
-    head bias) and the operating threshold (Youden's J; `abnormal`: the highest threshold that keeps
-    ABNORMAL_SENSITIVITY on the adult films with airspace disease)."""
-    from radassist.training.metrics import youden_threshold
+    head bias) and the operating threshold (Youden's J with specificity >= MIN_FINDING_SPECIFICITY; `abnormal`:
+    the highest threshold that keeps ABNORMAL_SENSITIVITY on the adult films with airspace disease)."""
+    from radassist.training.metrics import constrained_youden_threshold
 
     count = len(LABELS)
     variant.temperatures, variant.shifts, variant.thresholds = np.ones(count), np.zeros(count), np.full(count, 0.5)
@@ -322,7 +325,8 @@ def calibrate(variant: Variant, targets: np.ndarray, calibration: np.ndarray, ad
             chosen = chosen if chosen.any() else subset & (targets[:, j] == 1)
             variant.thresholds[j] = abnormal_threshold(targets[chosen, j], probabilities[chosen], ABNORMAL_SENSITIVITY)
         else:
-            variant.thresholds[j] = youden_threshold(targets[subset, j], probabilities[subset])
+            variant.thresholds[j] = constrained_youden_threshold(targets[subset, j], probabilities[subset],
+                                                                 MIN_FINDING_SPECIFICITY)
     variant.probabilities = 1 / (1 + np.exp(-(variant.logits + variant.shifts) / variant.temperatures))
     with torch.no_grad():  # fold the calibration into the network that is exported
         variant.model.head.bias.add_(torch.from_numpy(variant.shifts.astype(np.float32)))
