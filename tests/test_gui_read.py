@@ -102,6 +102,7 @@ def test_read_shows_findings_overlay_and_draft_report(qtbot, read_window):
 
     plain, saliency = win.viewer.panes()
     area = image_area(plain)
+    win.viewer.ctr.show(None)  # the cardiothoracic ratio lines are coloured too (tests/test_ctr_overlay.py)
     assert colourful(rgb(plain)[area]) == 0.0
     assert colourful(rgb(saliency)[area]) > 0.005, "the saliency overlay is drawn"
     QTest.keyClick(win, Qt.Key.Key_O)  # overlay off
