@@ -53,7 +53,7 @@ def window(qtbot, data_dir):
 
 def test_ctr_lines_are_drawn_dragged_and_the_correction_is_recorded(qtbot, window):
     measurement = scr_ctr_measurement()
-    pane = window.viewer.plain_pane
+    pane = window.viewer.saliency_pane
     before_pixels = pane.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
     window.viewer.ctr.show(measurement)
     after_pixels = pane.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
@@ -85,7 +85,7 @@ def test_ctr_lines_are_drawn_dragged_and_the_correction_is_recorded(qtbot, windo
 def test_a_press_away_from_the_handles_does_not_move_the_lines(qtbot, window):
     measurement = scr_ctr_measurement()
     window.viewer.ctr.show(measurement)
-    pane = window.viewer.plain_pane
+    pane = window.viewer.saliency_pane
     far = pane.to_pane(QPointF(5.0, 5.0))  # image corner, far from every handle
     send(pane, QEvent.Type.MouseButtonPress, far, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
     send(pane, QEvent.Type.MouseMove, far + QPointF(30, 30), Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)

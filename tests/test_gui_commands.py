@@ -34,7 +34,7 @@ def test_view_screenshot_renders_the_read(test_data, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"screenshot written to {out}" in done.stdout
     assert Image.open(out).size == (1600, 1000)
-    assert overlay_share(out) > 0.01, "the screenshot shows the AI overlay"
+    assert overlay_share(out) > 0.003, "the screenshot shows the AI overlay (focal: CAM x lesion output)"
 
 
 def test_demo_without_a_display_renders_offscreen_and_says_where(tmp_path):
@@ -46,8 +46,9 @@ def test_demo_without_a_display_renders_offscreen_and_says_where(tmp_path):
     assert "no display found" in done.stdout
     shot = data / "demo-screenshot.png"
     assert f"screenshot written to {shot}" in done.stdout and shot.is_file()
-    assert overlay_share(shot) > 0.01
-    assert (data / "feedback" / "feedback.sqlite").is_file(), "the demo session is recorded like any other"
+    assert overlay_share(shot) > 0.003
+    # a screenshot run reads into a scratch store deleted on exit: the user's feedback store is not touched
+    assert not (data / "feedback" / "feedback.sqlite").is_file()
 
 
 def test_view_refuses_a_missing_file_with_one_line(tmp_path):

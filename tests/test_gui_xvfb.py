@@ -59,4 +59,4 @@ def test_real_window_shows_radiograph_and_overlay(x_display, repo_root, tmp_path
     assert grey_plain.std() > 30, "the radiograph is visible in the plain pane"
     colourful = lambda part: (part.max(axis=2) - part.min(axis=2) > 60).mean()  # noqa: E731
     assert colourful(plain) < 0.001, "the plain pane is grey: no overlay there"
-    assert colourful(overlay) > 0.01, "the saliency overlay is visible in the other pane"
+    assert colourful(overlay) > 0.003, "the saliency overlay is visible in the other pane"

@@ -52,13 +52,27 @@ def radassist(*args: str, timeout: float = 60, drop_file_override: bool = False,
     return Run(child.returncode, stdout.decode(), stderr.decode().splitlines())
 
 
+# Forks the CLI from a fresh small interpreter and reports its wait4() figures: a child forked straight from
+# pytest would carry pytest's own peak RSS (Linux keeps the high-water mark across exec).
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def peak_rss_of(*args: str) -> tuple[int, float]:
     """(exit code, peak RSS in MB) of one CLI run, from wait4()."""
-    child = subprocess.Popen([sys.executable, "-m", "radassist.cli", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=REPO)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, usage.ru_maxrss / 1024.0
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "radassist.cli", *args],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=REPO, timeout=120, check=True)
+    code, max_rss_kb = out.stdout.split()
+    return int(code), int(max_rss_kb) / 1024.0
 
 
 def assert_refused(run: Run, *fragments: str) -> None:

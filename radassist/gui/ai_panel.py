@@ -55,6 +55,7 @@ _LABEL_ROLE = Qt.ItemDataRole.UserRole
 BUSY_TICK_MS = 100
 MIN_TABLE_ROWS = 3
 DETAILS_HEIGHT_PX = 92
+MAX_TABLE_ROWS = 4
 
 
 def bundled_model_summary() -> str:
@@ -137,6 +138,7 @@ class AIPanel(QObject):
         # "Outside validated use" (QA's domain verdict): above the findings, so nobody reads them without it
         self.domain_notice = self._extra(QLabel, "domainNoticeLabel", lambda w: findings_layout.insertWidget(0, w))
         self.domain_notice.setWordWrap(True)
+        self.domain_notice.setMaximumHeight(DETAILS_HEIGHT_PX)  # never pushes the window taller
         self.domain_notice.setStyleSheet("background: #5a4410; color: #ffe0a0; padding: 4px; font-weight: bold;")
         self.domain_notice.setVisible(False)
         overlay_layout: QFormLayout = child(self.widget, QGroupBox, "overlayGroup").layout()
@@ -234,6 +236,7 @@ class AIPanel(QObject):
         self.status.setStyleSheet("")
         domain = result.qa.domain if result is not None else None
         self.domain_notice.setText(domain.notice if domain is not None and not domain.inside else "")
+        self.domain_notice.setToolTip(self.domain_notice.text())
         self.domain_notice.setVisible(domain is not None and not domain.inside)
         self._findings = list(result.findings) if result else []
         self._reading = {}
@@ -290,8 +293,9 @@ class AIPanel(QObject):
             self.table.item(row, COLUMN_PROBABILITY).setForeground(QColor(240, 170, 90))
 
     def _fit_table_height(self) -> None:
-        """As tall as its rows (at least MIN_TABLE_ROWS), so the draft report gets the rest of the panel."""
-        rows = max(self.table.rowCount(), MIN_TABLE_ROWS)
+        """As tall as its rows (at least MIN_TABLE_ROWS, at most MAX_TABLE_ROWS: more scroll), so the draft
+        report gets the rest of the panel and ten findings do not push the window off a 1000 px screen."""
+        rows = min(max(self.table.rowCount(), MIN_TABLE_ROWS), MAX_TABLE_ROWS)
         row_height = self.table.verticalHeader().defaultSectionSize()
         height = self.table.horizontalHeader().sizeHint().height() + rows * row_height + 2 * self.table.frameWidth()
         self.table.setFixedHeight(height + 2)

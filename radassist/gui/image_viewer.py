@@ -29,9 +29,9 @@ class ImageViewer(QWidget):
         self.view = ViewState()
         self.overlay = OverlayState()
         self.annotations = Annotations()
-        self.ctr = CtrOverlay()  # the AI's cardiothoracic ratio lines, on both panes
+        self.ctr = CtrOverlay()  # the AI's cardiothoracic ratio lines, on the AI pane beside the overlay
         self._grey = GreyFrames(self.view)
-        self.plain_pane = ImagePane(self.view, self._grey, self.annotations, ctr=self.ctr)
+        self.plain_pane = ImagePane(self.view, self._grey, self.annotations)  # the radiograph, no AI marks
         self.plain_pane.setObjectName("plainPane")
         self.saliency_pane = ImagePane(self.view, self._grey, self.annotations, self.overlay, ctr=self.ctr)
         self.saliency_pane.setObjectName("saliencyPane")
