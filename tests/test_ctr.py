@@ -133,3 +133,17 @@ def test_read_json_carries_the_ratio_its_line_end_points_and_the_caveat():
     assert shown["value"] == pytest.approx(45 / 101, abs=1e-4)
     assert shown["points_row_col"] == [[60.0, 40.0], [60.0, 84.0], [70.0, 9.0], [70.0, 109.0]]
     assert shown["note"] == AP_NOTE
+
+
+def test_an_implausible_ratio_is_not_reported():
+    from radassist.imaging.ctr import measure_ctr
+    from radassist.imaging.lungs import LungFields, bounding_boxes
+
+    labels = np.zeros((100, 100), dtype=np.uint8)
+    labels[20:80, 10:45], labels[20:80, 55:90] = 1, 2  # thorax 80 px wide
+    heart = np.zeros((100, 100), dtype=bool)
+    heart[60:70, 48:53] = True  # 5 px: a ratio of 0.06 is a failed mask, not a small heart
+    fields = LungFields(labels=labels, boxes=bounding_boxes(labels), heart=heart)
+    assert measure_ctr(fields, None) is None
+    heart[40:70, 30:70] = True  # 40 of 80 px: a plausible 0.5
+    assert measure_ctr(fields, None).ratio == pytest.approx(0.5)

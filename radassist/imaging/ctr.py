@@ -23,6 +23,7 @@ from radassist.io.image import ImageMetadata
 from radassist.pipeline.result import Measurement, MeasurementKind
 
 PA_CARDIOMEGALY_CUTOFF = 0.5  # CTR above this on a PA film: cardiomegaly
+PLAUSIBLE_RATIO = (0.25, 0.85)  # outside: the heart or lung masks failed, nothing is reported
 AP_NOTE = "AP film: the heart is magnified, so the cardiothoracic ratio overestimates heart size"
 UNKNOWN_VIEW_NOTE = ("the view (PA/AP) is not recorded: on an AP or supine film the cardiothoracic ratio "
                      "overestimates heart size")
@@ -120,7 +121,11 @@ def ctr_from_masks(lung_labels: np.ndarray, heart: np.ndarray, meta: ImageMetada
 
 def measure_ctr(fields: LungFields, meta: ImageMetadata | None) -> CardiothoracicRatio | None:
     """The CTR of one read: `fields` from `segment_lungs` (with its heart), `meta` the image's metadata
-    (its view decides the AP caveat). None when the model found no heart or not both lungs."""
+    (its view decides the AP caveat). None when the model found no heart or not both lungs, or when the ratio
+    is outside PLAUSIBLE_RATIO (a segmentation failure, e.g. 0.06 on a 15-bit CR, is not a measurement)."""
     if fields.heart is None:
         return None
-    return ctr_from_masks(fields.labels, fields.heart, meta)
+    ratio = ctr_from_masks(fields.labels, fields.heart, meta)
+    if ratio is None or not PLAUSIBLE_RATIO[0] <= ratio.ratio <= PLAUSIBLE_RATIO[1]:
+        return None
+    return ratio
