@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -38,3 +39,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "userdata"
     monkeypatch.setenv("RADASSIST_DATA_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A command run in-process (radassist.cli.main, a training command) configures the root logger with the
+    stream pytest captured for that test; later tests must not log into that closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
