@@ -16,7 +16,6 @@ import math
 import numpy as np
 
 from radassist.findings.knowledge import Spread
-from radassist.imaging.qa import ADULT_FROM_YEARS
 from radassist.pipeline.result import AgeGroup, DomainVerdict, QAVerdict, ReadResult
 
 SPREAD_GRID = 128  # px: the lung mask and a saliency map are compared at about this size
@@ -32,7 +31,7 @@ def age_group_of(result: ReadResult) -> AgeGroup | None:
         return result.qa.domain.age_group
     age = result.meta.patient_age_years
     if age is not None:
-        return AgeGroup.PEDIATRIC if age < ADULT_FROM_YEARS else AgeGroup.ADULT
+        return AgeGroup.of_age(age)
     return None
 
 

@@ -19,7 +19,6 @@ from radassist.inference.card import ModelCard, OodReference
 from radassist.io.image import ImageMetadata, Radiograph
 from radassist.pipeline.result import AgeGroup, AgeSource, DomainVerdict, QAVerdict
 
-ADULT_FROM_YEARS = 18.0
 # chest check class -> what the reader is told (classes as in models/chest_check.card.json)
 CHEST_CHECK_REASONS = {
     "rotated_90": "the image appears rotated by 90 degrees",
@@ -175,7 +174,7 @@ def domain_verdict(meta: ImageMetadata, card: ModelCard, distance: float | None,
     domain = card.validated_domain
     age = meta.patient_age_years
     if age is not None:
-        age_group = AgeGroup.PEDIATRIC if age < ADULT_FROM_YEARS else AgeGroup.ADULT
+        age_group = AgeGroup.of_age(age)
         source = AgeSource.HEADER
         if domain.min_age_years is not None and age < domain.min_age_years:
             notices.append(f"patient age {age:.1f} years is below the validated range "

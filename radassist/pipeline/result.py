@@ -19,6 +19,11 @@ class AgeGroup(str, Enum):
     ADULT = "adult"
     PEDIATRIC = "pediatric"
 
+    @classmethod
+    def of_age(cls, years: float) -> AgeGroup:
+        """Pediatric under 18 years, adult from 18."""
+        return cls.PEDIATRIC if years < 18.0 else cls.ADULT
+
 
 class AgeSource(str, Enum):
     HEADER = "header"  # DICOM PatientAge, or StudyDate - PatientBirthDate

@@ -52,7 +52,6 @@ OUTSIDE_LUNGS = frozenset({"cardiomegaly"})  # findings whose saliency is not ke
 LABEL_AGE_GROUPS: dict[str, tuple[str, ...]] = {"viral_pattern": ("pediatric",)}
 
 
-ADULT_AGE_YEARS = 18
 # Source folders of children (every image in them); elsewhere the `age` column decides when it is given.
 PEDIATRIC_SOURCES = frozenset({"pediatric_pneumonia"})
 
@@ -159,4 +158,4 @@ def age_group_of(source: str, row: dict[str, str]) -> AgeGroup:
     if source in PEDIATRIC_SOURCES:
         return AgeGroup.PEDIATRIC
     age = age_years(row)
-    return AgeGroup.PEDIATRIC if age is not None and age < ADULT_AGE_YEARS else AgeGroup.ADULT
+    return AgeGroup.ADULT if age is None else AgeGroup.of_age(age)
