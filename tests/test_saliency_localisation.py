@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from radassist.explain.saliency import (
+    SIDE_EVIDENCE_SHARE,
+    evidence_side,
+    gaussian_smoothed,
     lesion_weight,
     lesion_weighted,
     mirrored_cam,
@@ -22,6 +25,7 @@ from radassist.inference.engine import load_model
 from radassist.io import read_image
 from radassist.training.anatomy_localisation import LesionReference, score_image, summarise
 from radassist.training.lungseg_data import nodule_disc
+from radassist.vocabulary import Side
 
 ANATOMY = Path(__file__).parent / "data" / "anatomy"
 NODULE_FILM = ANATOMY / "images" / "JPCLN006.png"  # nodule centre (x 165, y 131), 20 px, right upper lobe
@@ -71,13 +75,17 @@ def test_scoring_a_real_nodule_film_gives_bounded_scores_and_a_random_baseline()
     # the nodule is small: a random lung point rarely lands in it, and it lies in one lung (the right)
     assert 0.0 < score.hit["random"] < 0.01
     assert score.hit["random"] < score.pointing["random"] < 0.1
-    assert set(score.side) >= {"random", "cam", "mirrored_cam"} and 0.3 < score.side["random"] < 0.7
+    assert set(score.side) >= {"random", "cam", "mirrored_cam", "lesion"} and 0.3 < score.side["random"] < 0.7
+    assert set(score.side_named) == set(score.side) and score.side_named["random"] == 1.0
+    assert all(score.side[method] <= score.side_named[method] for method in score.side if method != "random")
     for metric in (score.hit, score.pointing, score.side):
         assert all(metric[method] in (0.0, 1.0) for method in metric if method != "random")
     summary = summarise([score, score], seed=1)
     assert summary["images"] == 2 and summary["patients"] == 1
     entry = summary["metrics"]["pointing"]["cam"]
     assert entry["minus_random"]["mean"] == pytest.approx(score.pointing["cam"] - score.pointing["random"], abs=1e-3)
+    when_named = summary["metrics"]["side_when_named"]["lesion"]
+    assert when_named["n"] == 2 * int(score.side_named["lesion"])  # only the images where a side was named
 
 
 def test_the_lesion_output_peaks_on_the_nodule_side_of_an_unseen_film():
@@ -85,3 +93,31 @@ def test_the_lesion_output_peaks_on_the_nodule_side_of_an_unseen_film():
     rows, columns = fields.lesion.shape
     row, column = np.unravel_index(int(np.argmax(fields.lesion)), fields.lesion.shape)
     assert column < columns / 2  # the patient's right lung, on the image's left
+
+
+def test_smoothing_puts_the_peak_on_a_blob_rather_than_on_one_noisy_cell():
+    plane = np.zeros((100, 100), dtype=np.float32)
+    plane[10, 90] = 1.0  # one hot cell
+    plane[60:72, 20:32] = 0.6  # a weaker, lesion-sized blob
+    smoothed = gaussian_smoothed(plane, 0.02)
+    assert smoothed.shape == plane.shape and smoothed.dtype == np.float32
+    row, column = peak_location(smoothed)
+    assert 60 <= row < 72 and 20 <= column < 32
+    assert smoothed.sum() == pytest.approx(plane.sum(), rel=0.05)  # a blur, not a gain (edges renormalised)
+
+
+def test_a_side_is_named_only_when_it_holds_most_of_the_evidence():
+    labels = np.zeros((40, 40), dtype=np.uint8)
+    labels[5:35, 3:18] = Side.RIGHT.lung_mask_value  # the patient's right, on the image's left
+    labels[5:35, 22:37] = Side.LEFT.lung_mask_value
+    evidence = np.zeros((40, 40), dtype=np.float32)
+    evidence[10:20, 5:10] = 1.0
+    assert evidence_side(evidence, labels) is Side.RIGHT
+    share = SIDE_EVIDENCE_SHARE - 0.05  # just under the share on the right: the rest on the left
+    evidence[10:20, 25:30] = (1 - share) / share
+    assert evidence_side(evidence, labels) is None
+    evidence[10:20, 5:10] = 0.0
+    assert evidence_side(evidence, labels) is Side.LEFT
+    evidence[labels > 0] = 0.0
+    evidence[0:3, :] = 1.0  # outside the lungs only: no evidence to name a side by
+    assert evidence_side(evidence, labels) is None

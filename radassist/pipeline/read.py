@@ -20,6 +20,7 @@ import numpy as np
 from radassist.errors import InputRefused
 from radassist.io.image import Radiograph
 from radassist.pipeline.result import Finding, QAVerdict, ReadResult
+from radassist.vocabulary import Side
 
 if TYPE_CHECKING:
     from radassist.explain.saliency import SaliencyMaps
@@ -112,24 +113,33 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
 
     with timer.stage("saliency"):
         maps = sal.SaliencyMaps(image.shape)
-        envelope = sal.lung_envelope(fields.labels[::maps.stride, ::maps.stride])
+        working_labels = fields.labels[::maps.stride, ::maps.stride]
+        envelope = sal.lung_envelope(working_labels)
         crop_box = maps.working_box(prepared.crop_box)
         cams = outputs["cam"][0]
         if options.occlusion:
             cams = sal.occlusion_sensitivity(lambda batch: model.run({card.input_name: batch},
                                                                      ["logits"])["logits"], prepared.tensor)
-        # where: the classifier's CAM weighted by the anatomy model's lesion output (the localisation that beat
-        # a random point in the lung, models/lungseg.md); the CAM alone where the model has no lesion output
-        lesion = sal.lesion_weight(fields.lesion, maps.working_shape) if fields.lesion is not None else None
+        # where, for a finding in the lungs: the anatomy model's lesion output (measured on held-out lesion
+        # references, models/lungseg.md: the classifier's CAM points no better than a random point in the lung,
+        # and weighting the lesion output by it made the lesion output worse); the classifier's CAM where there
+        # is no lesion output, for findings outside the lungs, and for occlusion, which was asked for by name
+        lesion = None
+        if fields.lesion is not None and not options.occlusion:
+            lesion = sal.normalised_saliency(sal.lesion_weight(fields.lesion, maps.working_shape), envelope)
         age_group = verdict.domain.age_group.value if verdict.domain.age_group else None
         for index, label in enumerate(card.labels):
             if not label.applies_to(age_group):  # e.g. viral_pattern, learnt from children only, on an adult
                 continue
-            raw = sal.to_image_space(cams[index], crop_box, maps.working_shape)
             if lesion is not None and label.restrict_to_lungs:
-                raw = sal.lesion_weighted(raw, lesion)
-            maps.add(label.id, sal.normalised_saliency(raw, envelope if label.restrict_to_lungs else None))
+                maps.add(label.id, lesion)
+            else:
+                raw = sal.to_image_space(cams[index], crop_box, maps.working_shape)
+                maps.add(label.id, sal.normalised_saliency(raw, envelope if label.restrict_to_lungs else None))
             peak = maps.peak(label.id)
+            zone = zone_at(fields, *peak) if peak else None
+            if zone and label.restrict_to_lungs and maps.side(label.id, working_labels) is not Side(zone.split()[0]):
+                zone = None  # the evidence does not say which side: no side is named rather than a guessed one
             probability = float(outputs["probabilities"][0][index])
             result.findings.append(Finding(
                 label=label.id,
@@ -137,7 +147,7 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                 probability=probability,
                 threshold=label.threshold,
                 positive=probability >= label.threshold,
-                zone=zone_at(fields, *peak) if peak else None,
+                zone=zone,
                 peak_rc=peak,
                 conditional_on=label.conditional_on,
             ))

@@ -10,8 +10,10 @@ Metrics per image, each against the same metric for a point drawn uniformly from
 exact expectation, not a sample):
 - peak in lesion: the peak lies inside the lesion region;
 - pointing game: the peak lies within 15 px of the lesion at a 512 px scale;
-- side agreement: the peak's side (the side of the nearest lung) is the lesion's side, on lesions with
-  at least 80 % of their area on one side.
+- side agreement: the side the read names is the lesion's side, on lesions with at least 80 % of their area
+  on one side. The read names the peak's side (the side of the nearest lung) only when that side also holds
+  `saliency.SIDE_EVIDENCE_SHARE` of the map's evidence in the lungs, and no side otherwise; an image with no
+  side named counts as a miss here, and "side named" / "side right when named" give the two parts.
 Means with 95 % percentile-bootstrap CIs over patients (lungseg_evaluate.bootstrap_mean_ci), and the CI of
 the mean paired difference method - random.
 
@@ -20,8 +22,9 @@ Saliency methods compared (all restricted to the lung envelope, as the read does
 - "mirrored_cam": the CAM averaged with the CAM of the mirrored input, mirrored back
   (`radassist.explain.saliency.mirrored_cam`);
 - "occlusion": occlusion sensitivity, 8 x 8 patches (64 extra forward passes);
-- "lesion": the anatomy model's lesion output alone (no classifier);
-- "cam_x_lesion": the CAM weighted by the lesion output (`radassist.explain.saliency.lesion_weighted`).
+- "cam_x_lesion": the CAM weighted by the (smoothed) lesion output (`radassist.explain.saliency.lesion_weighted`);
+- "lesion": the anatomy model's smoothed lesion output alone, no classifier (what a read shows for a finding
+  in the lungs, `radassist.pipeline.read`).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ LABELS_FOR = {
 }
 NIH_FINDINGS = {"Pneumonia": "pneumonia", "Infiltrate": "opacity", "Atelectasis": "atelectasis",
                 "Effusion": "effusion", "Mass": "nodule", "Nodule": "nodule", "Pneumothorax": "pneumothorax"}
-METHODS = ("cam", "mirrored_cam", "occlusion", "lesion", "cam_x_lesion")
+METHODS = ("cam", "mirrored_cam", "occlusion", "cam_x_lesion", "lesion")
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,8 @@ class ImageScore:
     label: str
     hit: dict[str, float] = field(default_factory=dict)  # method (or "random") -> peak in lesion (0/1 or expectation)
     pointing: dict[str, float] = field(default_factory=dict)
-    side: dict[str, float] = field(default_factory=dict)  # empty for a bilateral lesion
+    side: dict[str, float] = field(default_factory=dict)  # empty for a bilateral lesion; 0 where no side is named
+    side_named: dict[str, float] = field(default_factory=dict)  # 1 where the method names a side (as `side`)
     milliseconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -195,6 +199,7 @@ def score_image(reference: LesionReference, classifier: str, lung_model: str, oc
     score.pointing["random"] = float(near[lung].mean())
     if lesion_side is not None:
         score.side["random"] = float((labels[lung] == lesion_side).mean())
+        score.side_named["random"] = 1.0
     working_maps = {method: sal.to_image_space(model_map, crop_box, maps.working_shape)
                     for method, model_map in model_maps.items()}
     if fields.lesion is not None:
@@ -202,18 +207,22 @@ def score_image(reference: LesionReference, classifier: str, lung_model: str, oc
         weight = sal.lesion_weight(fields.lesion, maps.working_shape)
         working_maps["cam_x_lesion"] = sal.lesion_weighted(working_maps["cam"], weight)
         score.milliseconds["cam_x_lesion"] = score.milliseconds["cam"] + 1000 * (time.perf_counter() - start)
-        working_maps["lesion"] = sal.lesion_weighted(np.ones(maps.working_shape, np.float32), weight)
+        working_maps["lesion"] = weight
     for method, raw in working_maps.items():
-        peak = sal.peak_location(sal.normalised_saliency(raw, envelope))
+        saliency = sal.normalised_saliency(raw, envelope)
+        peak = sal.peak_location(saliency)
         if peak is None:  # no positive evidence in the lungs: the method points nowhere
             score.hit[method] = score.pointing[method] = 0.0
             if lesion_side is not None:
-                score.side[method] = 0.0
+                score.side[method] = score.side_named[method] = 0.0
             continue
         score.hit[method] = float(lesion_small[peak])
         score.pointing[method] = float(near[peak])
         if lesion_side is not None:
-            score.side[method] = float(sides[peak] == lesion_side)
+            evidence = sal.evidence_side(saliency, labels)
+            named = evidence is not None and evidence.lung_mask_value == sides[peak]
+            score.side_named[method] = float(named)
+            score.side[method] = float(named and sides[peak] == lesion_side)
     return score
 
 
@@ -236,16 +245,19 @@ def summarise(scores: list[ImageScore], seed: int) -> dict:
                      "methods": methods_of(scores), "by_source": {}, "metrics": {}}
     for source in sorted({s.reference.source for s in scores}):
         summary["by_source"][source] = sum(s.reference.source == source for s in scores)
-    for metric in ("hit", "pointing", "side"):
-        rows = [s for s in scores if getattr(s, metric)]
-        patients = [s.reference.patient for s in rows]
-        random = [getattr(s, metric)["random"] for s in rows]
-        entry = {"n": len(rows), "random": _mean_ci(random, patients, seed)}
-        for method in methods_of(scores):
-            values = [getattr(s, metric)[method] for s in rows]
-            entry[method] = _mean_ci(values, patients, seed)
-            entry[method]["minus_random"] = _mean_ci([v - r for v, r in zip(values, random, strict=True)],
-                                                     patients, seed)
+    for metric in ("hit", "pointing", "side", "side_named", "side_when_named"):
+        scored = [s for s in scores if getattr(s, "side" if metric.startswith("side") else metric)]
+        entry: dict = {"n": len(scored)}
+        for method in ["random", *methods_of(scores)]:
+            # side right when named: over the images where this method names a side (the random point always does)
+            rows = [s for s in scored if metric != "side_when_named" or s.side_named[method]]
+            values = [(s.side if metric == "side_when_named" else getattr(s, metric))[method] for s in rows]
+            random = [(s.side if metric == "side_when_named" else getattr(s, metric))["random"] for s in rows]
+            patients = [s.reference.patient for s in rows]
+            entry[method] = {"n": len(rows), **_mean_ci(values, patients, seed)} if rows else {"n": 0}
+            if rows and method != "random":
+                entry[method]["minus_random"] = _mean_ci([v - r for v, r in zip(values, random, strict=True)],
+                                                         patients, seed)
         summary["metrics"][metric] = entry
     summary["milliseconds_median"] = {
         method: round(float(np.median([s.milliseconds[method] for s in scores])), 1)
@@ -260,16 +272,23 @@ def methods_of(scores: list[ImageScore]) -> list[str]:
 
 def format_table(summary: dict) -> str:
     """The summary as a plain-text table: mean [95 % CI] per method, then the difference to random."""
-    names = {"hit": "peak in lesion", "pointing": "pointing game (15 px at 512)", "side": "side agreement"}
+    names = {"hit": "peak in lesion", "pointing": "pointing game (15 px at 512)", "side": "side agreement",
+             "side_named": "side named", "side_when_named": "side right when named"}
+
+    def cell(value: dict) -> str:
+        if not value["n"]:
+            return f"{'(none)':56}"
+        text = f"{value['mean']:.3f} [{value['ci95'][0]:.3f}, {value['ci95'][1]:.3f}]"
+        if "minus_random" in value:
+            difference = value["minus_random"]
+            text += f" {difference['mean']:+.3f} [{difference['ci95'][0]:+.3f}, {difference['ci95'][1]:+.3f}]"
+        text += f" n={value['n']}"
+        return f"{text:55} "
+
     lines = [f"{summary['images']} images, {summary['patients']} patients ({summary['by_source']})",
-             f"{'metric':30} {'n':>4}  {'random point in lung':22}" + "".join(f"{m:45}" for m in summary["methods"])]
+             f"{'metric':30} {'n':>4}  {'random point in lung':56}" + "".join(f"{m:56}" for m in summary["methods"])]
     for metric, entry in summary["metrics"].items():
-        cells = [f"{names[metric]:30} {entry['n']:4d}  "
-                 f"{entry['random']['mean']:.3f} [{entry['random']['ci95'][0]:.3f}, {entry['random']['ci95'][1]:.3f}]    "]
-        for method in summary["methods"]:
-            value, difference = entry[method], entry[method]["minus_random"]
-            cells.append(f"{value['mean']:.3f} [{value['ci95'][0]:.3f}, {value['ci95'][1]:.3f}] "
-                         f"{difference['mean']:+.3f} [{difference['ci95'][0]:+.3f}, {difference['ci95'][1]:+.3f}]  ")
-        lines.append("".join(cells))
+        lines.append(f"{names[metric]:30} {entry['n']:4d}  " + cell(entry["random"])
+                     + "".join(cell(entry[method]) for method in summary["methods"]))
     lines.append("median ms per image: " + ", ".join(f"{m} {v}" for m, v in summary["milliseconds_median"].items()))
     return "\n".join(lines)
