@@ -161,7 +161,8 @@ def lesion_weight(lesion: np.ndarray, working_shape: tuple[int, int]) -> np.ndar
 def evidence_side(saliency: np.ndarray, lung_labels: np.ndarray) -> Side | None:
     """The side holding at least SIDE_EVIDENCE_SHARE of the map's evidence inside the lungs (map and lung
     labels on the same grid), None when neither does or there is no evidence in the lungs."""
-    mass = {side: float(saliency[lung_labels == side.lung_mask_value].sum()) for side in Side}
+    per_label = np.bincount(lung_labels.ravel(), weights=saliency.ravel(), minlength=3)
+    mass = {side: float(per_label[side.lung_mask_value]) for side in Side}
     total = sum(mass.values())
     if total <= 0:
         return None

@@ -124,9 +124,10 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
         # references, models/lungseg.md: the classifier's CAM points no better than a random point in the lung,
         # and weighting the lesion output by it made the lesion output worse); the classifier's CAM where there
         # is no lesion output, for findings outside the lungs, and for occlusion, which was asked for by name
-        lesion = None
+        lesion = lesion_side = None
         if fields.lesion is not None and not options.occlusion:
             lesion = sal.normalised_saliency(sal.lesion_weight(fields.lesion, maps.working_shape), envelope)
+            lesion_side = sal.evidence_side(lesion, working_labels)
         age_group = verdict.domain.age_group.value if verdict.domain.age_group else None
         for index, label in enumerate(card.labels):
             if not label.applies_to(age_group):  # e.g. viral_pattern, learnt from children only, on an adult
@@ -138,8 +139,10 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                 maps.add(label.id, sal.normalised_saliency(raw, envelope if label.restrict_to_lungs else None))
             peak = maps.peak(label.id)
             zone = zone_at(fields, *peak) if peak else None
-            if zone and label.restrict_to_lungs and maps.side(label.id, working_labels) is not Side(zone.split()[0]):
-                zone = None  # the evidence does not say which side: no side is named rather than a guessed one
+            if zone and label.restrict_to_lungs:
+                side = lesion_side if lesion is not None else maps.side(label.id, working_labels)
+                if side is not Side(zone.split()[0]):
+                    zone = None  # the evidence does not say which side: no side is named rather than a guessed one
             probability = float(outputs["probabilities"][0][index])
             result.findings.append(Finding(
                 label=label.id,
