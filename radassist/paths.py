@@ -55,8 +55,9 @@ def ui_dir() -> Path:
     return install_root() / "ui"
 
 
-def user_data_dir() -> Path:
-    """Writable per-user folder (feedback store, settings, fine-tuned model versions)."""
+def user_data_dir(create: bool = True) -> Path:
+    """Writable per-user folder (feedback store, settings, fine-tuned model versions). `create=False` for
+    a caller that only reads from it: a plain read works where the folder cannot be created."""
     override = os.environ.get("RADASSIST_DATA_DIR")
     if override:
         path = Path(override)
@@ -64,6 +65,8 @@ def user_data_dir() -> Path:
         from platformdirs import user_data_dir as platform_user_data_dir
 
         path = Path(platform_user_data_dir(APP_NAME, appauthor=False))
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # read-only or full disk, no permission, a file in the way: one clear line

@@ -72,12 +72,24 @@ def fill(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", [["read", "--no-report"], ["segment", "--out", "OUT"], ["report"]])
-def test_a_data_folder_that_cannot_be_created_is_one_line(tmp_path: Path, command: list[str]) -> None:
+def test_commands_that_only_read_work_where_the_data_folder_cannot_be_created(tmp_path: Path,
+                                                                               command: list[str]) -> None:
+    """A locked-down workstation (read-only home): reading needs no data folder, and makes none."""
     parent = tmp_path / "read-only"
     parent.mkdir()
     parent.chmod(0o555)
     args = [command[0], str(SAMPLE), *[str(tmp_path / "mask.png") if a == "OUT" else a for a in command[1:]]]
-    line = one_error_line(radassist(*args, data_dir=parent / "data", without_root_override=True))
+    run = radassist(*args, data_dir=parent / "data", without_root_override=True)
+    assert run.returncode == 0, run.stderr
+    assert list(parent.iterdir()) == []
+
+
+def test_recording_where_the_data_folder_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    parent = tmp_path / "read-only"
+    parent.mkdir()
+    parent.chmod(0o555)
+    line = one_error_line(radassist("read", str(SAMPLE), "--record", "--no-report", data_dir=parent / "data",
+                                    without_root_override=True))
     assert "data folder" in line and "cannot be created" in line and "RADASSIST_DATA_DIR" in line
 
 

@@ -22,14 +22,16 @@ BUNDLED = {
 }
 
 
-def user_models_dir() -> Path:
-    path = user_data_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+def user_models_dir(create: bool = True) -> Path:
+    """Fine-tuned model versions; `create=False` for reading (a read never creates folders)."""
+    path = user_data_dir(create) / "models"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _active_file() -> Path:
-    return user_models_dir() / "active.json"
+def _active_file(create: bool = False) -> Path:
+    return user_models_dir(create) / "active.json"
 
 
 def _load_active() -> dict:
@@ -40,9 +42,10 @@ def _load_active() -> dict:
 
 
 def _save_active(state: dict) -> None:
-    tmp = _active_file().with_suffix(".tmp")
+    active = _active_file(create=True)
+    tmp = active.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    tmp.replace(_active_file())
+    tmp.replace(active)
 
 
 def bundled_card_path(task: str) -> Path:
@@ -75,7 +78,7 @@ def _task_of(card: dict) -> str:
 
 def list_versions() -> list[ModelVersion]:
     cards = [(bundled_card_path(t), True) for t in BUNDLED if bundled_card_path(t).exists()]
-    cards += [(p, False) for p in sorted(user_models_dir().glob("*/*.card.json"))]
+    cards += [(p, False) for p in sorted(user_models_dir(create=False).glob("*/*.card.json"))]
     versions = []
     for path, bundled in cards:
         card = json.loads(path.read_text(encoding="utf-8"))
