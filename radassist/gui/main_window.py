@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
             return
         job = Job(lambda _ctx: _index_paths(paths), "Listing the images")
         job.succeeded.connect(lambda found: self._paths_indexed(paths, *found))
-        job.failed.connect(lambda message, _expected: self._report_failure("Cannot open", message))
+        job.failed.connect(lambda message, _expected: self._nothing_opened("Cannot open", message))
         self._start(job)
         self._status("Listing images…")
 
@@ -247,7 +247,12 @@ class MainWindow(QMainWindow):
         if images:
             self.open_image(images[0])
         else:
-            self._report_failure("Nothing to open", "No image RadAssist can read was found there.")
+            self._nothing_opened("Nothing to open", "No image RadAssist can read was found there.")
+
+    def _nothing_opened(self, title: str, message: str) -> None:
+        """Listing found no image, or failed: said on screen, and to whoever waits for an image (a screenshot run)."""
+        self._report_failure(title, message)
+        self.image_failed.emit(message)
 
     def open_image(self, path: str | Path) -> None:
         """Load one image in the background; when it is on screen, start the AI read (if auto_read).
