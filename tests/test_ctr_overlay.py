@@ -16,7 +16,7 @@ from radassist.feedback.store import EventStore
 from radassist.gui.main_window import MainWindow
 from radassist.imaging.ctr import CardiothoracicRatio, ctr_from_masks
 from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG
-from radassist.pipeline.result import MeasurementKind
+from radassist.results import MeasurementKind
 
 ANATOMY = Path(__file__).parent / "data" / "anatomy"
 FILM = "JPCNN004.png"

@@ -22,10 +22,10 @@ from radassist.errors import InputRefused
 from radassist.feedback import EventStore
 from radassist.feedback.reading import Reading, StudyStatus, reader_sentence_id, study_statuses
 from radassist.feedback.session import SigningRefused
+from radassist.image import Radiograph
 from radassist.io import read_image
-from radassist.io.image import Radiograph
 from radassist.paths import resources_dir
-from radassist.pipeline.result import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
+from radassist.results import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
 from radassist.vocabulary import Decision, Section
 
 SAMPLE = resources_dir() / "samples" / "pediatric_viral_pneumonia.png"

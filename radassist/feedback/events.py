@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from radassist.errors import InputRefused
-from radassist.pipeline.result import ReadResult
+from radassist.results import ReadResult
 from radassist.vocabulary import Decision
 
 

@@ -23,8 +23,8 @@ from radassist.feedback.identity import image_key_of
 from radassist.feedback.session import HEADLESS_READER, FeedbackSession
 from radassist.feedback.state import SessionState, replay
 from radassist.feedback.store import EventStore
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import ReadResult
+from radassist.image import Radiograph
+from radassist.results import ReadResult
 from radassist.vocabulary import Decision, Section
 
 

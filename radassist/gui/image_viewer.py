@@ -15,7 +15,7 @@ from radassist.gui.frames import GreyFrames
 from radassist.gui.image_pane import ImagePane
 from radassist.gui.overlay import OverlayState
 from radassist.gui.view_state import LoadedImage, ViewState
-from radassist.pipeline.result import MeasurementKind, ReadResult
+from radassist.results import MeasurementKind, ReadResult
 
 KEY_ZOOM_STEP = 1.25
 

@@ -58,8 +58,8 @@ from radassist.gui.settings import recent_paths, viewer_settings
 from radassist.gui.study_browser import StudyBrowser
 from radassist.gui.study_index import StudyIndex
 from radassist.gui.view_state import LoadedImage, load_for_display
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import Measurement, ReadResult
+from radassist.image import Radiograph
+from radassist.results import Measurement, ReadResult
 from radassist.vocabulary import Agreement, Decision, Section
 
 MAIN_FORM = "viewer_main.ui"
