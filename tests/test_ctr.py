@@ -122,7 +122,7 @@ def test_model_ctr_is_close_to_the_ctr_of_the_radiologist_masks(name):
 def test_read_json_carries_the_ratio_its_line_end_points_and_the_caveat():
     import json
 
-    from radassist.pipeline.read_command import result_to_dict
+    from radassist.pipeline.result_json import result_to_dict
     from radassist.results import QAVerdict, ReadResult
 
     labels, heart = synthetic()
