@@ -50,7 +50,7 @@ def frame_cases(path: Path, runs: int) -> dict[str, dict]:
     from radassist.gui.view_state import load_for_display
     from radassist.imaging.windowing import apply_window
     from radassist.io import read_image
-    from radassist.pipeline.result import Finding, QAVerdict, ReadResult
+    from radassist.results import Finding, QAVerdict, ReadResult
 
     application()
     loaded = load_for_display(read_image(path))

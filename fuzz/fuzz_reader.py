@@ -41,7 +41,8 @@ with atheris.instrument_imports(include=["radassist", "pydicom", "pylibjpeg", "l
     import pydicom.pixels.processing  # noqa: F401
 
     from radassist.errors import InputRefused
-    from radassist.io import Radiograph, read_image
+    from radassist.image import Radiograph
+    from radassist.io import read_image
     from radassist.io.dicom import looks_like_dicom  # noqa: F401  (instrument radassist.io.dicom now)
     from radassist.io.raster import raster_format  # noqa: F401  (instrument radassist.io.raster now)
     from radassist.io.raster_checks import check_structure  # noqa: F401  (instrument radassist.io.raster_checks)

@@ -1,4 +1,5 @@
-"""`radassist selftest` (also `radassist --selftest`): prove an installation works, offline, in seconds.
+"""`radassist selftest` (also `radassist --selftest`; front-end radassist/cli/selftest.py): prove an
+installation works, offline, in seconds.
 
 Why it exists: a reading-room workstation is installed once by someone who is not a developer, often
 with no network. The self-test is what the installer runs after building and what a site runs after
@@ -12,7 +13,6 @@ the run with `radassist: error: selftest failed: <step>: <reason>` and exit code
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import socket
@@ -38,22 +38,15 @@ REQUIRED_DECODER_PLUGINS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sample", action="append", metavar="PATH", type=Path,
-                        help="image to read end to end (repeatable; default: every bundled sample)")
-    parser.add_argument("--no-viewer", action="store_true", help="skip the viewer step (core-only installs)")
-    parser.add_argument("--screenshot", metavar="OUT.png", type=Path,
-                        help="save what the viewer step showed (to look at a headless run)")
-
-
-def run(args: argparse.Namespace) -> int:
+def run_selftest(samples: list[Path], *, viewer: bool = True, screenshot: Path | None = None) -> None:
+    """Every step in order, each printed as it passes; the first failing step raises RadAssistError."""
     from radassist import __version__
     from radassist.paths import install_root
 
     kind = "frozen bundle" if getattr(sys, "frozen", False) else "installation"
     print(f"radassist {__version__} self-test ({kind} at {install_root()})", flush=True)
     started = time.perf_counter()
-    state = _State(samples=list(args.sample or []))
+    state = _State(samples=list(samples))
     read_only = read_only_folders()
     before = snapshot(read_only)
     with refuse_sockets() as attempts:
@@ -64,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
         _step("dicom codecs", _dicom_codecs)
         for sample in state.samples:
             _step(f"read {sample.name}", lambda sample=sample: _read_sample(state, sample))
-        if not args.no_viewer:
-            _step("viewer", lambda: _show_in_viewer(state, args.screenshot))
+        if viewer:
+            _step("viewer", lambda: _show_in_viewer(state, screenshot))
     _step("no network", lambda: _no_network(attempts))
     _step("installation unchanged", lambda: _unchanged(read_only, before))
     print(f"selftest passed in {time.perf_counter() - started:.1f} s", flush=True)
-    return 0
 
 
 @dataclass

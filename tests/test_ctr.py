@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from radassist.image import ImageMetadata
 from radassist.imaging.ctr import (
     AP_NOTE,
     UNKNOWN_VIEW_NOTE,
@@ -20,8 +21,7 @@ from radassist.imaging.ctr import (
 )
 from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, segment_lungs
 from radassist.io import read_image
-from radassist.io.image import ImageMetadata
-from radassist.pipeline.result import MeasurementKind
+from radassist.results import MeasurementKind
 
 ANATOMY = Path(__file__).parent / "data" / "anatomy"
 FILMS = ("JPCNN004.png", "JPCLN006.png")  # JSRT validation films of the anatomy model (never trained on)
@@ -122,8 +122,8 @@ def test_model_ctr_is_close_to_the_ctr_of_the_radiologist_masks(name):
 def test_read_json_carries_the_ratio_its_line_end_points_and_the_caveat():
     import json
 
-    from radassist.pipeline.read_command import result_to_dict
-    from radassist.pipeline.result import QAVerdict, ReadResult
+    from radassist.pipeline.result_json import result_to_dict
+    from radassist.results import QAVerdict, ReadResult
 
     labels, heart = synthetic()
     ctr = ctr_from_masks(labels, heart, meta("AP"))

@@ -32,8 +32,8 @@ CHILD = r"""
 import sys, random
 import numpy as np
 from radassist.feedback import FeedbackSession
-from radassist.io.image import ImageMetadata, Radiograph
-from radassist.pipeline.result import Finding, QAVerdict, ReadResult
+from radassist.image import ImageMetadata, Radiograph
+from radassist.results import Finding, QAVerdict, ReadResult
 
 store, session_id, limit, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
@@ -167,7 +167,7 @@ def test_events_cannot_be_updated_or_deleted_even_with_raw_sql(tmp_path: Path, d
     store = tmp_path / "feedback.sqlite"
     import numpy as np
 
-    from radassist.io.image import ImageMetadata, Radiograph
+    from radassist.image import ImageMetadata, Radiograph
 
     meta = ImageMetadata(source_path="", file_format="PNG", rows=8, columns=8)
     with FeedbackSession(store, reader_id="r") as session:

@@ -24,9 +24,9 @@ from PIL import Image
 
 from radassist.cli import main as cli_main
 from radassist.feedback import EventStore, FeedbackSession
+from radassist.image import Radiograph
 from radassist.io import read_image
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
+from radassist.results import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
 
 LABELS = ("pneumonia", "viral_pattern", "opacity")
 NIH_DICOM = "dicom/nhsx_nccid_test_data/1.3.6.1.4.1.11129.5.5.110503645592756492463169821050252582267888.dcm"

@@ -28,12 +28,12 @@ from onnx import numpy_helper
 
 from radassist.cli import main as cli_main
 from radassist.feedback import EventStore, FeedbackSession
+from radassist.image import Radiograph
 from radassist.imaging.preprocess import preprocess
 from radassist.inference import registry
 from radassist.inference.engine import load_model
 from radassist.io import read_image
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import Finding, QAVerdict, ReadResult
+from radassist.results import Finding, QAVerdict, ReadResult
 from radassist.training.labels import targets_for_row
 
 SITE = "pediatric_pneumonia"

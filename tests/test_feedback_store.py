@@ -20,8 +20,8 @@ from radassist.feedback import (
 )
 from radassist.feedback.identity import installation_secret, secret_path
 from radassist.feedback.store import MIGRATIONS, Migration, migrate
-from radassist.io.image import ImageMetadata, Radiograph
-from radassist.pipeline.result import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
+from radassist.image import ImageMetadata, Radiograph
+from radassist.results import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
 
 
 def radiograph(uid: str | None = "1.2.826.0.1.3680043.8.498.1", *, name: str | None = None,

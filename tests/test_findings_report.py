@@ -22,9 +22,9 @@ from radassist.findings.report import (
     load_templates,
     logit_offset,
 )
+from radassist.image import ImageMetadata
 from radassist.inference.engine import card_path_for
-from radassist.io.image import ImageMetadata
-from radassist.pipeline.result import (
+from radassist.results import (
     AgeGroup,
     AnatomySection,
     DomainVerdict,

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from radassist.errors import InputRefused
-from radassist.io import Radiograph, read_image
+from radassist.image import Radiograph
+from radassist.io import read_image
 from radassist.io.limits import MAX_INFLATED_BYTES
 
 REGRESSIONS = Path(__file__).parent / "data" / "fuzz_regressions"

@@ -22,7 +22,7 @@ from radassist.pacs.config import load_config, parse_peer_address
 from radassist.pacs.results import RESEARCH_LABEL, clinical_sr, overlay_capture, presentation_state
 from radassist.pacs.worklist import AIStatus, Worklist, ai_priority
 from radassist.pipeline.read import ReadOptions, read_radiograph
-from radassist.pipeline.result import Finding
+from radassist.results import Finding
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from radassist.errors import InputRefused, ModelError
+from radassist.image import ImageMetadata, Radiograph
 from radassist.imaging.preprocess import centre_square_box, default_spec, preprocess
 from radassist.io import read_image
-from radassist.io.image import ImageMetadata, Radiograph
 
 SPEC = default_spec(128)
 LANDSCAPE = "pediatric_pneumonia/images/person1007_bacteria_2938.png"  # wide pediatric film

@@ -11,7 +11,7 @@ from PIL import Image
 
 from radassist.errors import InputRefused
 from radassist.pipeline.read import ReadOptions, read_radiograph
-from radassist.pipeline.result import AgeGroup, AgeSource
+from radassist.results import AgeGroup, AgeSource
 
 QA_ONLY = ReadOptions(radiomics=False, report=False, enforce_qa=False)
 SAMPLES = ("pediatric_viral_pneumonia.png", "adult_covid19_hannover.png", "pediatric_normal.png")

@@ -21,11 +21,19 @@ from radassist.cli import main as cli_main
 from radassist.errors import InputRefused
 from radassist.feedback import EventStore
 from radassist.feedback.reading import Reading, StudyStatus, reader_sentence_id, study_statuses
-from radassist.feedback.session import SigningRefused
+from radassist.feedback.session import FeedbackSession, SigningRefused
+from radassist.image import Radiograph
 from radassist.io import read_image
-from radassist.io.image import Radiograph
 from radassist.paths import resources_dir
-from radassist.pipeline.result import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
+from radassist.results import (
+    DraftReport,
+    Finding,
+    Measurement,
+    MeasurementKind,
+    QAVerdict,
+    ReadResult,
+    ReportSentence,
+)
 from radassist.vocabulary import Decision, Section
 
 SAMPLE = resources_dir() / "samples" / "pediatric_viral_pneumonia.png"
@@ -209,6 +217,7 @@ import json, sys, time
 from radassist.feedback import EventStore
 from radassist.feedback.reading import Reading
 from radassist.io import read_image
+from radassist.results import Measurement, MeasurementKind
 sys.path.insert(0, sys.argv[3])
 from test_reading import simulated_result
 
@@ -219,6 +228,9 @@ reading.show_ai_result(simulated_result(radiograph))
 reading.agree("pneumonia")
 reading.decide("opacity", "uncertain")
 reading.draw_region("pneumonia", {"kind": "polygon", "points": [[5, 5], [80, 12], [40, 70]]})
+ai_ctr = Measurement(MeasurementKind.CARDIOTHORACIC_RATIO, 0.4, points=((90, 40), (90, 80), (70, 10), (70, 110)))
+reading.correct_measurement(ai_ctr, Measurement(MeasurementKind.CARDIOTHORACIC_RATIO, 0.5,
+                                                points=((90, 35), (90, 84), (70, 10), (70, 110))))
 reading.edit_sentence("s0", "Consolidation, right lower zone.")
 reading.edit_sentence("s1", "Pneumonia.")
 reading.undo()
@@ -227,6 +239,7 @@ print(json.dumps({"session": reading.session_id,
                   "decisions": {k: f.decision for k, f in state.findings.items()},
                   "regions": {k: r.geometry for k, r in state.regions.items()},
                   "sentences": {k: s.text for k, s in state.sentences.items()},
+                  "ctr": reading.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO).points,
                   "redo": state.redo_stack}), flush=True)
 time.sleep(600)
 """
@@ -254,4 +267,52 @@ def test_crash_mid_reading_then_reopen_shows_the_same_reading(tmp_path, data_dir
         assert {k: r.geometry for k, r in state.regions.items()} == before["regions"]
         assert {k: s.text for k, s in state.sentences.items()} == before["sentences"]
         assert state.sentences["s1"].untouched_ai_text  # the undone edit: AI text again, with its provenance
+        corrected = reading.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO)  # the dragged CTR lines
+        assert corrected is not None and corrected.value == 0.5 and [list(p) for p in corrected.points] == before["ctr"]
         assert reading.redo() and reading.state.sentences["s1"].text == "Pneumonia."  # redo survives the crash
+
+
+# --- the corrected cardiothoracic ratio: part of the reading (no Qt) --------------------------------
+
+
+def ctr(heart: tuple[int, int, int], thorax: tuple[int, int, int], note: str | None = None) -> Measurement:
+    """A CTR measurement from (row, left, right) of the heart and the thorax line."""
+    from radassist.imaging.ctr import CardiothoracicRatio, HorizontalLine
+
+    return CardiothoracicRatio(HorizontalLine(*heart), HorizontalLine(*thorax), note).as_measurement()
+
+
+def test_a_corrected_ctr_is_replayed_on_coming_back_undone_and_redone(store):
+    ai = ctr((300, 200, 330), (250, 100, 420), note="AP film: overestimates")
+    moved = ctr((300, 190, 350), (250, 100, 420), note="AP film: overestimates")
+    first = open_reading(store)
+    assert first.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO) is None  # the AI's stands
+    first.correct_measurement(ai, moved)
+    assert first.state.has_reader_work
+    first.close()
+    open_reading(store, OTHER_SAMPLE).close()  # the next image
+
+    back = open_reading(store)
+    assert back.session_id == first.session_id
+    assert back.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO) == moved  # lines, ratio and note
+    corrected = back.state.measurements[MeasurementKind.CARDIOTHORACIC_RATIO]
+    assert corrected.value == pytest.approx(161 / 321, abs=1e-4) and corrected.ai_value == ai.value
+
+    again = ctr((300, 190, 360), (250, 100, 420))
+    back.correct_measurement(moved, again)
+    assert back.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO).value == again.value
+    assert back.state.measurements[MeasurementKind.CARDIOTHORACIC_RATIO].ai_value == ai.value
+    assert back.undo() and back.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO) == moved
+    assert back.undo() and back.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO) is None
+    assert back.redo() and back.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO) == moved
+
+
+def test_a_correction_the_viewer_could_not_draw_is_refused(store):
+    reading = open_reading(store)
+    session = FeedbackSession.resume(reading.session_id, store)  # the recording API under every host
+    with pytest.raises(InputRefused, match="end points"):
+        session.correct_measurement(MeasurementKind.CARDIOTHORACIC_RATIO.value, {"value": 0.4},
+                                    {"value": 0.5, "points": [[1.0, "x"]]})
+    with pytest.raises(InputRefused, match="not a measurement"):
+        session.correct_measurement("spleen_size", {}, {"value": 0.5, "points": [[1.0, 2.0]]})
+    assert reading.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO) is None

@@ -18,7 +18,7 @@ from radassist.findings.knowledge import load_knowledge_graph
 from radassist.findings.report_checks import ProblemKind, report_problems
 from radassist.io import read_image
 from radassist.pipeline.read import read_radiograph
-from radassist.pipeline.result import AgeGroup, AnatomySection, ReadResult, ReportSentence
+from radassist.results import AgeGroup, AnatomySection, ReadResult, ReportSentence
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((REPO / "resources" / "samples").glob("*.*[gm]"))  # .png and .dcm

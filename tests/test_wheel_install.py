@@ -60,7 +60,8 @@ def test_wheel_holds_the_data_and_the_licences(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in ("radassist/_data/models/cxr_classifier.onnx", "radassist/_data/models/lungseg.card.json",
                      "radassist/_data/ui/viewer_main.ui", "radassist/_data/resources/knowledge/cxr.ttl",
-                     "radassist/_data/resources/theme/dark.qss", "radassist/cli.py"):
+                     "radassist/_data/resources/theme/dark.qss", "radassist/cli/__init__.py",
+                     "radassist/cli/__main__.py", "radassist/cli/read.py"):
         assert expected in names, expected
     licences = {name.rsplit("/", 1)[-1] for name in names if ".dist-info/licenses/" in name}
     assert licences == {"LICENSE", "THIRD_PARTY_NOTICES"}

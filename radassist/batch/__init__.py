@@ -7,6 +7,6 @@ One job a module:
 - `local_engine` / `ray_engine`: hand images to worker processes / Ray actors and survive a lost worker;
 - `results`: collision-free result names, atomic JSON writes, which results are complete (`--resume`);
 - `summary`: summary.csv written row by row, studies.csv per study;
-- `driver`: the run itself (the CLI front-end is radassist/pipeline/batch_command.py).
+- `driver`: the run itself (the CLI front-end is radassist/cli/batch.py).
 Ray is imported only by `ray_engine`, and only when that engine runs.
 """

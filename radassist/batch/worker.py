@@ -88,7 +88,7 @@ class BatchWorker:
         from radassist.batch.results import positive_labels, provenance
         from radassist.io import read_image
         from radassist.pipeline.read import read_radiograph
-        from radassist.pipeline.read_command import result_to_dict
+        from radassist.pipeline.result_json import result_to_dict
 
         image = read_image(item.path)
         result = read_radiograph(image)

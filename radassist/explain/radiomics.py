@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from radassist.pipeline.result import EvidenceStatement
+from radassist.results import EvidenceStatement
 
 FEATURE_CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "shape2D")
 RUNTIME_FEATURE_CLASSES = ("firstorder", "glcm")  # what a read computes per region (evidence + its table)

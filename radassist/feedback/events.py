@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from radassist.errors import InputRefused
-from radassist.pipeline.result import ReadResult
+from radassist.results import MeasurementKind, ReadResult
 from radassist.vocabulary import Decision
 
 
@@ -42,7 +42,7 @@ class EventType(str, Enum):
 UNDOABLE: frozenset[EventType] = frozenset({
     EventType.FINDING_ACCEPTED, EventType.FINDING_REJECTED, EventType.FINDING_UNCERTAIN,
     EventType.FINDING_ADDED, EventType.REGION_DRAWN, EventType.REGION_CHANGED,
-    EventType.REPORT_SENTENCE_EDITED,
+    EventType.MEASUREMENT_CORRECTED, EventType.REPORT_SENTENCE_EDITED,
 })
 
 DECISION_OF: dict[EventType, Decision] = {
@@ -67,7 +67,8 @@ REQUIRED_KEYS: dict[EventType, frozenset[str]] = {
     EventType.FINDING_ADDED: frozenset({"label", "display_name"}),
     EventType.REGION_DRAWN: frozenset({"region_id", "label", "geometry"}),
     EventType.REGION_CHANGED: frozenset({"region_id", "label", "geometry"}),
-    # kind: a MeasurementKind value; before/after: {"value": float, "points": [[row, column], ...]} image pixels
+    # kind: a MeasurementKind value; before/after: {"value": float, "points": [[row, column], ...]} image pixels,
+    # optional "note" (the caveat shown with the value, e.g. the AP-film one)
     EventType.MEASUREMENT_CORRECTED: frozenset({"kind", "before", "after"}),
     EventType.REPORT_SENTENCE_EDITED: frozenset({"sentence_id", "before", "after"}),
     EventType.REPORT_SIGNED: frozenset({"text"}),  # optional: ai_draft_unchanged (bool), undecided (labels)
@@ -114,6 +115,8 @@ def new_event(event_type: EventType | str, *, session_id: str, reader_id: str, i
         raise InputRefused("every feedback event needs a session, a reader and an image")
     if event_type in (EventType.REGION_DRAWN, EventType.REGION_CHANGED):
         check_geometry(payload["geometry"])
+    if event_type is EventType.MEASUREMENT_CORRECTED:
+        check_measurement(payload["kind"], payload["after"])
     event = Event(event_id=uuid.uuid4().hex, session_id=session_id, ts_utc=utc_now_iso(), reader_id=reader_id,
                   image_key=image_key, type=event_type, payload=payload)
     try:
@@ -137,6 +140,19 @@ def check_geometry(geometry: Any) -> None:
         names = ("x0", "y0", "x1", "y1") if kind == "rectangle" else ("cx", "cy", "rx", "ry")
         if not all(_is_number(geometry.get(name)) for name in names):
             raise InputRefused(f"a {kind} region needs {', '.join(names)} in image pixels")
+
+
+def check_measurement(kind: Any, measured: Any) -> None:
+    """A corrected measurement is replayed into every later state, so it must be one the viewer can draw:
+    a known kind, a finite value and end points [row, column] in image pixels."""
+    try:
+        MeasurementKind(kind)
+    except ValueError:
+        raise InputRefused(f"'{kind}' is not a measurement RadAssist makes") from None
+    points = measured.get("points") if isinstance(measured, dict) else None
+    if not (isinstance(measured, dict) and _is_number(measured.get("value")) and isinstance(points, list)
+            and points and all(_is_point(p) for p in points)):
+        raise InputRefused("a corrected measurement needs a value and its end points [row, column] in image pixels")
 
 
 def _is_number(value: Any) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from radassist.errors import InputRefused
-from radassist.io.image import Radiograph
+from radassist.image import Radiograph
 from radassist.paths import site_config_dir, user_data_dir
 
 SECRET_FILE_NAME = "installation-secret.key"

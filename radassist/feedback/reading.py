@@ -1,8 +1,8 @@
 """A reading: the one owner of what a radiologist has done with one image, for every host.
 
 The desktop viewer and the 3D Slicer module are views of a `Reading`: they call its methods for every
-decision, region, report edit, undo, redo, signature and addendum, and draw what `reading.state`
-says. Each method appends its event to the store first and then replays the session's events into
+decision, region, measurement correction (the CTR lines), report edit, undo, redo, signature and
+addendum, and draw what `reading.state` says. Each method appends its event to the store first and then replays the session's events into
 the new state, so the state a host shows is always the store's. Opening an image looks for the
 image's session in the store before starting a new one: coming back to an image, reopening the
 viewer and resuming after a crash are one code path (`Reading.open`).
@@ -23,8 +23,8 @@ from radassist.feedback.identity import image_key_of
 from radassist.feedback.session import HEADLESS_READER, FeedbackSession
 from radassist.feedback.state import SessionState, replay
 from radassist.feedback.store import EventStore
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import ReadResult
+from radassist.image import Radiograph
+from radassist.results import Measurement, MeasurementKind, ReadResult
 from radassist.vocabulary import Decision, Section
 
 
@@ -80,6 +80,12 @@ class Reading:
         finding = self.state.findings.get(label)
         return finding.decision if finding else None
 
+    def corrected_measurement(self, kind: MeasurementKind) -> Measurement | None:
+        """The reader's correction of an AI measurement (e.g. the CTR lines) as the state has it; None when
+        the AI's stands (never corrected, or every correction undone)."""
+        corrected = self.state.measurements.get(MeasurementKind(kind))
+        return corrected.as_measurement() if corrected else None
+
     # --- what a host records ----------------------------------------------------------------------
 
     def show_ai_result(self, result: ReadResult) -> None:
@@ -107,9 +113,11 @@ class Reading:
         self._refresh()
         return region_id
 
-    def correct_measurement(self, kind: str, before: dict[str, Any], after: dict[str, Any]) -> None:
-        """The reader dragged an AI measurement (e.g. the CTR lines) to `after` ({"value", "points"})."""
-        self._then_refresh(lambda: self._session.correct_measurement(kind, before, after))
+    def correct_measurement(self, before: Measurement, after: Measurement) -> None:
+        """The reader dragged an AI measurement (e.g. the CTR lines) from `before` to `after`; undone and
+        redone like any other action, and replayed on reopening (`corrected_measurement`)."""
+        self._then_refresh(lambda: self._session.correct_measurement(
+            after.kind.value, _measurement_payload(before), _measurement_payload(after)))
 
     def edit_sentence(self, sentence_id: str, text: str, *, section: Section = Section.FINDINGS) -> None:
         """Make a sentence read `text` ("" deletes it; a new id is the reader's own sentence)."""
@@ -173,6 +181,14 @@ class Reading:
 
     def _refresh(self) -> None:
         self.state = self._session.state()
+
+
+def _measurement_payload(measurement: Measurement) -> dict[str, Any]:
+    payload: dict[str, Any] = {"value": float(measurement.value),
+                               "points": [[float(row), float(column)] for row, column in measurement.points]}
+    if measurement.note:
+        payload["note"] = measurement.note
+    return payload
 
 
 def reader_sentence_id(section: Section) -> str:

@@ -31,8 +31,8 @@ from radassist.feedback.regions import clipped_geometry
 from radassist.feedback.scrub import name_tokens, scrub_text, scrub_typed_label
 from radassist.feedback.state import SessionState, replay
 from radassist.feedback.store import EventStore
-from radassist.io.image import ImageMetadata, Radiograph
-from radassist.pipeline.result import ReadResult
+from radassist.image import ImageMetadata, Radiograph
+from radassist.results import ReadResult
 from radassist.vocabulary import Decision, Section
 
 HEADLESS_READER = "headless"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radassist.feedback.events import DECISION_OF, UNDOABLE, Event, EventType
+from radassist.results import Measurement, MeasurementKind
 from radassist.vocabulary import Decision, Section
 
 
@@ -38,6 +39,20 @@ class RegionState:
     region_id: str
     label: str
     geometry: dict[str, Any]
+
+
+@dataclass
+class CorrectedMeasurement:
+    """An AI measurement as the reader corrected it (the viewer draws this instead of the AI's lines)."""
+
+    kind: MeasurementKind
+    value: float
+    points: tuple[tuple[float, float], ...]  # (row, column) image pixels, in the measurement's own order
+    ai_value: float | None = None  # what the AI measured before the first correction shown
+    note: str | None = None
+
+    def as_measurement(self) -> Measurement:
+        return Measurement(kind=self.kind, value=self.value, points=self.points, note=self.note)
 
 
 @dataclass
@@ -76,6 +91,7 @@ class SessionState:
     model_sha256: str = ""
     findings: dict[str, FindingState] = field(default_factory=dict)
     regions: dict[str, RegionState] = field(default_factory=dict)
+    measurements: dict[MeasurementKind, CorrectedMeasurement] = field(default_factory=dict)  # corrected only
     sentences: dict[str, SentenceState] = field(default_factory=dict)
     signed_text: str | None = None
     signed_utc: str | None = None
@@ -174,6 +190,13 @@ def _apply(state: SessionState, event: Event) -> None:
         state.findings[label].decision = DECISION_OF[kind]
     elif kind in (EventType.REGION_DRAWN, EventType.REGION_CHANGED):
         state.regions[payload["region_id"]] = RegionState(payload["region_id"], payload["label"], payload["geometry"])
+    elif kind is EventType.MEASUREMENT_CORRECTED:
+        measured, before = payload["after"], payload.get("before") or {}
+        earlier = state.measurements.get(MeasurementKind(payload["kind"]))
+        state.measurements[MeasurementKind(payload["kind"])] = CorrectedMeasurement(
+            MeasurementKind(payload["kind"]), float(measured["value"]),
+            tuple((float(row), float(column)) for row, column in measured["points"]),
+            earlier.ai_value if earlier else before.get("value"), measured.get("note"))
     elif kind is EventType.REPORT_SENTENCE_EDITED:
         sentence_id = payload["sentence_id"]
         sentence = state.sentences.get(sentence_id)

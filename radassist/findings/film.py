@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from radassist.findings.knowledge import Spread
-from radassist.pipeline.result import AgeGroup, DomainVerdict, QAVerdict, ReadResult
+from radassist.results import AgeGroup, DomainVerdict, QAVerdict, ReadResult
 
 SPREAD_GRID = 128  # px: the lung mask and a saliency map are compared at about this size
 SALIENT = 0.5  # a saliency value at or above this (of the map's peak, 1.0) is part of the finding

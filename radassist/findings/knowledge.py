@@ -26,7 +26,7 @@ from typing import Any
 
 from radassist.errors import ModelError
 from radassist.paths import APP_NAME, resources_dir
-from radassist.pipeline.result import AgeGroup, AnatomySection  # AgeGroup: the values of ra:ageGroup
+from radassist.results import AgeGroup, AnatomySection  # AgeGroup: the values of ra:ageGroup
 
 RA = "http://radassist.example/kg#"  # IRI prefix of RadAssist's own nodes and predicates
 SKOS_PREFIX = "http://www.w3.org/2004/02/skos/core#"

@@ -37,7 +37,7 @@ from radassist.errors import InputRefused
 from radassist.findings.film import age_group_of, domain_of, spread_of
 from radassist.findings.knowledge import RA, Concept, KnowledgeGraph, Spread, load_knowledge_graph
 from radassist.paths import resources_dir
-from radassist.pipeline.result import (
+from radassist.results import (
     AgeGroup,
     AnatomySection,
     DomainVerdict,

@@ -13,7 +13,7 @@ from enum import Enum
 from radassist.findings.film import age_group_of
 from radassist.findings.knowledge import KnowledgeGraph, load_knowledge_graph
 from radassist.findings.report import NOT_ASSESSED_BAND
-from radassist.pipeline.result import AnatomySection, ReadResult
+from radassist.results import AnatomySection, ReadResult
 
 _SIDE = re.compile(r"\b(right|left)\b")
 

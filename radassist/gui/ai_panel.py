@@ -44,7 +44,7 @@ from radassist.gui.overlay import OverlayState
 from radassist.gui.report_editor import ReportSection
 from radassist.gui.theme import AGREEMENT_COLOURS
 from radassist.imaging.display import COLORMAPS
-from radassist.pipeline.result import Finding, ReadResult
+from radassist.results import Finding, ReadResult
 from radassist.vocabulary import Agreement, Section
 
 PANEL_FORM = "radassist_panel.ui"

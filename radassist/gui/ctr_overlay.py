@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QPointF, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 
 from radassist.imaging.ctr import CardiothoracicRatio, HorizontalLine
-from radassist.pipeline.result import Measurement
+from radassist.results import Measurement
 
 HEART_COLOUR = QColor(255, 120, 120)
 THORAX_COLOUR = QColor(120, 200, 255)
@@ -27,7 +27,7 @@ GRAB_DISTANCE = 8.0  # logical px: how close to a handle a press must land
 
 class CtrOverlay(QObject):
     changed = Signal()
-    corrected = Signal(object, object)  # (before, after): pipeline.result.Measurement
+    corrected = Signal(object, object)  # (before, after): radassist.results.Measurement
 
     def __init__(self) -> None:
         super().__init__()

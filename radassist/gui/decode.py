@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from radassist.errors import InputRefused
-from radassist.io.image import Radiograph
+from radassist.image import Radiograph
 from radassist.io.preview import Preview
 
 if TYPE_CHECKING:

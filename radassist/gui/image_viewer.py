@@ -15,7 +15,8 @@ from radassist.gui.frames import GreyFrames
 from radassist.gui.image_pane import ImagePane
 from radassist.gui.overlay import OverlayState
 from radassist.gui.view_state import LoadedImage, ViewState
-from radassist.pipeline.result import MeasurementKind, ReadResult
+from radassist.imaging.ctr import CardiothoracicRatio
+from radassist.results import Measurement, MeasurementKind, ReadResult
 
 KEY_ZOOM_STEP = 1.25
 
@@ -29,7 +30,8 @@ class ImageViewer(QWidget):
         self.view = ViewState()
         self.overlay = OverlayState()
         self.annotations = Annotations()
-        self.ctr = CtrOverlay()  # the AI's cardiothoracic ratio lines, on the AI pane beside the overlay
+        self.ctr = CtrOverlay()  # the cardiothoracic ratio lines, on the AI pane beside the overlay
+        self._ai_ctr: Measurement | None = None  # the AI's CTR of the result shown
         self._grey = GreyFrames(self.view)
         self.plain_pane = ImagePane(self.view, self._grey, self.annotations)  # the radiograph, no AI marks
         self.plain_pane.setObjectName("plainPane")
@@ -49,6 +51,7 @@ class ImageViewer(QWidget):
     def set_image(self, image: LoadedImage | None) -> None:
         self.annotations.clear()
         self.overlay.set_result(None)
+        self._ai_ctr = None
         self.ctr.show(None)
         self.view.set_image(image)
 
@@ -56,9 +59,19 @@ class ImageViewer(QWidget):
         """The full-resolution image for the preview on screen: same view, same marks."""
         self.view.replace_image(image)
 
-    def set_result(self, result: ReadResult | None) -> None:
+    def set_result(self, result: ReadResult | None, corrected_ctr: Measurement | None = None) -> None:
         self.overlay.set_result(result)
-        self.ctr.show(result.measurements.get(MeasurementKind.CARDIOTHORACIC_RATIO) if result else None)
+        self._ai_ctr = result.measurements.get(MeasurementKind.CARDIOTHORACIC_RATIO) if result else None
+        self.show_ctr(corrected_ctr)
+
+    def show_ctr(self, corrected: Measurement | None) -> None:
+        """Draw the reader's corrected CTR (the reading's, also before the read is back), else the AI's;
+        lines being dragged are left alone."""
+        shown = corrected if corrected is not None else self._ai_ctr
+        if self.ctr.dragging:
+            return
+        if shown is None or self.ctr.ctr is None or self.ctr.ctr != CardiothoracicRatio.from_measurement(shown):
+            self.ctr.show(shown)
 
     @property
     def single_pane(self) -> bool:

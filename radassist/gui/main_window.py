@@ -58,8 +58,8 @@ from radassist.gui.settings import recent_paths, viewer_settings
 from radassist.gui.study_browser import StudyBrowser
 from radassist.gui.study_index import StudyIndex
 from radassist.gui.view_state import LoadedImage, load_for_display
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import Measurement, ReadResult
+from radassist.image import Radiograph
+from radassist.results import Measurement, MeasurementKind, ReadResult
 from radassist.vocabulary import Agreement, Decision, Section
 
 MAIN_FORM = "viewer_main.ui"
@@ -383,6 +383,7 @@ class MainWindow(QMainWindow):
         self.panel.show_reading(state, report=report and state.has_ai_result)
         self.viewer.annotations.show_regions(
             [Region.from_geometry(r.region_id, r.label, r.geometry) for r in state.regions.values()])
+        self.viewer.show_ctr(self.reading.corrected_measurement(MeasurementKind.CARDIOTHORACIC_RATIO))
         self._update_undo_actions()
         if self.loaded is not None:
             self.setWindowTitle(f"RadAssist — {self.loaded.radiograph.name}" + (" (signed)" if state.signed else ""))
@@ -504,14 +505,15 @@ class MainWindow(QMainWindow):
         self.panel.select_label(label)
 
     def _ctr_corrected(self, before: Measurement, after: Measurement) -> None:
-        """The radiologist dragged the CTR lines: a feedback event like any other."""
+        """The radiologist dragged the CTR lines: part of the reading (undone, redone and reopened like a
+        decision); the lines are then drawn from the reading, so a refused correction springs back."""
         reading = self.reading
-        if reading is None or self.signed:
-            return
-        shown = {"value": before.value, "points": [list(point) for point in before.points]}
-        moved = {"value": after.value, "points": [list(point) for point in after.points]}
-        if self._guarded(lambda: reading.correct_measurement(after.kind.value, shown, moved)):
+        if reading is not None and not self.signed and self._guarded(lambda: reading.correct_measurement(before,
+                                                                                                         after)):
             self._status(f"Cardiothoracic ratio corrected: {before.value:.2f} -> {after.value:.2f}")
+        self._render(report=False)
+        if reading is None:
+            self.viewer.show_ctr(None)
 
     def _region_drawn(self, region: Region) -> None:
         reading = self.reading

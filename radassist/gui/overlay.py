@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from radassist.imaging.display import COLORMAPS, saliency_bytes
-from radassist.pipeline.result import ReadResult
+from radassist.results import ReadResult
 
 
 class OverlayState(QObject):

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QSizeF, Signal
 
+from radassist.image import Radiograph, WindowPreset
 from radassist.imaging.display import CodedImage, ViewGeometry
 from radassist.imaging.windowing import robust_range
-from radassist.io.image import Radiograph, WindowPreset
 
 ZOOM_LIMITS = (0.02, 32.0)  # logical pixels per image pixel
 WINDOW_DRAG_RANGE_PX = 800.0  # dragging this far changes the window by the image's full value range

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radassist.image import ImageMetadata
 from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, LungFields
-from radassist.io.image import ImageMetadata
-from radassist.pipeline.result import Measurement, MeasurementKind
+from radassist.results import Measurement, MeasurementKind
 
 PA_CARDIOMEGALY_CUTOFF = 0.5  # CTR above this on a PA film: cardiomegaly
 PLAUSIBLE_RATIO = (0.25, 0.85)  # outside: the heart or lung masks failed, nothing is reported

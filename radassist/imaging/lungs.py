@@ -10,7 +10,7 @@ The mask operations use SimpleITK, not scipy.ndimage: importing scipy.ndimage co
 process, which landed on the first read of every viewer session, CLI call and batch worker, while
 SimpleITK is loaded by the read anyway (radiomics).
 
-Label convention (see radassist.pipeline.result): 0 background, 1 = patient's RIGHT lung (on the
+Label convention (see radassist.results): 0 background, 1 = patient's RIGHT lung (on the
 image's LEFT in a standard PA/AP display), 2 = patient's LEFT lung. The heart is a separate mask
 (`LungFields.heart`), so every caller of `labels` keeps seeing lungs only.
 """
@@ -25,9 +25,9 @@ import SimpleITK as sitk
 from PIL import Image
 
 from radassist.errors import ModelError
+from radassist.image import Radiograph
 from radassist.imaging.resample import resize_plane
 from radassist.imaging.windowing import normalized_for_model
-from radassist.io.image import Radiograph
 
 BACKGROUND, RIGHT_LUNG, LEFT_LUNG, HEART = 0, 1, 2, 3
 SIDE_NAMES = {RIGHT_LUNG: "right", LEFT_LUNG: "left"}

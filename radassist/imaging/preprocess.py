@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from radassist.errors import InputRefused, ModelError
+from radassist.image import Radiograph
 from radassist.imaging.resample import resize_plane
 from radassist.imaging.windowing import normalized_for_model
-from radassist.io.image import Radiograph
 
 CENTRE_SQUARE = "centre_square"
 PER_IMAGE = "per_image"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radassist.image import ImageMetadata, Radiograph
 from radassist.inference.card import ModelCard, OodReference
-from radassist.io.image import ImageMetadata, Radiograph
-from radassist.pipeline.result import AgeGroup, AgeSource, DomainVerdict, QAVerdict
+from radassist.results import AgeGroup, AgeSource, DomainVerdict, QAVerdict
 
 # chest check class -> what the reader is told (classes as in models/chest_check.card.json)
 CHEST_CHECK_REASONS = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radassist.io.image import Radiograph
+from radassist.image import Radiograph
 
 
 def apply_window(pixels: np.ndarray, center: float, width: float, out: np.ndarray | None = None) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Reading images from disk: DICOM (what PACS sends) and common raster formats."""
+"""Reading images from disk: DICOM (what PACS sends) and common raster formats, into a
+`radassist.image.Radiograph`."""
 
-from radassist.io.image import ImageMetadata, Radiograph, WindowPreset
 from radassist.io.reader import read_image
 
-__all__ = ["ImageMetadata", "Radiograph", "WindowPreset", "read_image"]
+__all__ = ["read_image"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from radassist.errors import InputRefused
+from radassist.image import ImageMetadata, Radiograph, WindowPreset, luminance
 from radassist.io.decoder_output import quiet_decoders
-from radassist.io.image import ImageMetadata, Radiograph, WindowPreset, luminance
 from radassist.io.limits import (
     check_codestream_size,
     check_decoded_bytes,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radassist.io.image import Radiograph
+from radassist.image import Radiograph
 
 JPEG2000_SYNTAXES = {
     "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",  # JPEG 2000 (lossless only / lossy)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from radassist.errors import InputRefused
+from radassist.image import ImageMetadata, Radiograph, luminance
 from radassist.io.decoder_output import captured_decoder_output
-from radassist.io.image import ImageMetadata, Radiograph, luminance
 from radassist.io.limits import check_decoded_bytes, check_dimensions
 from radassist.io.raster_checks import check_structure
 from radassist.outputs import shown

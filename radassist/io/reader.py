@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from radassist.errors import InputRefused
-from radassist.io.image import Radiograph
+from radassist.image import Radiograph
 
 _HEAD_BYTES = 512
 _DICOM_SUFFIXES = (".dcm", ".dicom", "")

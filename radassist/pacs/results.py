@@ -21,7 +21,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from radassist.pipeline.result import Finding, ReadResult
+from radassist.results import Finding, ReadResult
 
 RESEARCH_LABEL = "AI — research use"
 OVERLAY_SERIES_NUMBER = 902

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 
-from radassist.pipeline.result import Finding
+from radassist.results import Finding
 
 ABNORMAL_LABEL = "abnormal"
 BUSY_TIMEOUT_S = 30.0

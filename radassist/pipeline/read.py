@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from radassist.errors import InputRefused
-from radassist.io.image import Radiograph
-from radassist.pipeline.result import Finding, QAVerdict, ReadResult
+from radassist.image import Radiograph
+from radassist.results import Finding, QAVerdict, ReadResult
 from radassist.vocabulary import Side
 
 if TYPE_CHECKING:

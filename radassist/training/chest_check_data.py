@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from radassist.image import Radiograph
 from radassist.imaging.preprocess import PreprocessedImage, preprocess
-from radassist.io.image import Radiograph
 
 
 class ChestCheckClass(IntEnum):

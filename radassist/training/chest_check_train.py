@@ -1,6 +1,6 @@
 """Train the chest check (input QA): orientation / inversion / not-a-chest, plus a pediatric-vs-adult estimate.
 
-Reproduced by (wall time in models/chest_check.md):
+Reproduced by (wall time in models/chest_check.md; the front-end is radassist/cli/train_chest_check.py):
     radassist train-chest-check --data ../shared/data/<every labelled folder> --out models
 
 Every labelled image of the folders gives six samples (upright, rotated 90/180/270, mirrored, inverted; see
@@ -12,12 +12,9 @@ upright films would be refused; mirroring gives a notice, not a refusal (the sid
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -33,15 +30,6 @@ MIN_CROP_SIDE = 48  # crops are taken from images at least 4x this side (a crop 
 CARD_NAME = "chest_check.card.json"
 MODEL_TERMS = ("Research and education use only, non-commercial: learnt from the same data folders as the "
                "classifier (see its card for each folder's terms) and from pydicom's test images (MIT licence).")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", type=Path, required=True, metavar="FOLDER")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=20240611)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache", type=Path, default=None, help="where the generated samples are kept")
 
 
 def is_validation(patient: str, seed: int) -> bool:
@@ -224,10 +212,9 @@ def markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    from radassist.training.train_command import prepare_training
-
-    prepare_training(args.data)
+def train_chest_check(data: list[Path], out: Path, *, epochs: int, seed: int, threads: int,
+                      cache_dir: Path | None, command: str) -> dict:
+    """Train, export `out`/chest_check.onnx and write its card (JSON and Markdown); returns the card."""
     import torch
 
     from radassist.inference.engine import sha256_of
@@ -235,17 +222,17 @@ def run(args: argparse.Namespace) -> int:
     from radassist.training.metrics import auroc
     from radassist.training.model_card import DATA_LICENCES
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     started = time.time()
-    cache = args.cache / "chest_check_samples.npz" if args.cache else None
+    cache = cache_dir / "chest_check_samples.npz" if cache_dir else None
     if cache and cache.is_file():
         samples = dict(np.load(cache))
     else:
-        samples = build_samples(list(args.data), args.seed)
+        samples = build_samples(list(data), seed)
         if cache:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **samples)
-    model, history = fit(samples, args.epochs, args.seed)
+    model, history = fit(samples, epochs, seed)
     validation = samples["validation"]
     probabilities, pediatric = predict(model, samples["x"][validation])
     y = samples["y"][validation]
@@ -257,8 +244,8 @@ def run(args: argparse.Namespace) -> int:
     known = samples["pediatric"][validation] >= 0
     pediatric_auroc = auroc(samples["pediatric"][validation][known], pediatric[known])
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    onnx_path = args.out / "chest_check.onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / "chest_check.onnx"
     torch.onnx.export(model, (torch.zeros(2, 1, SIZE, SIZE),), str(onnx_path), input_names=["image"],
                       output_names=["class_probabilities", "pediatric_probability", "embedding"],
                       dynamic_axes={n: {0: "batch"} for n in ("image", "class_probabilities",
@@ -281,12 +268,11 @@ def run(args: argparse.Namespace) -> int:
         "metrics": {"split": f"validation: {VALIDATION_PERCENT} % of patients by seeded hash; synthetic and "
                              "pydicom non-chest samples 1 in 7",
                     "refused_at_threshold": refusal, "pediatric_auroc": pediatric_auroc},
-        "training": {"command": "radassist train-chest-check " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
-                     "epochs": args.epochs, "seed": args.seed, "history": history,
+        "training": {"command": command, "epochs": epochs, "seed": seed, "history": history,
                      "samples": {kind.name.lower(): int((samples["y"] == kind).sum()) for kind in ChestCheckClass},
                      "wall_time_minutes": round((time.time() - started) / 60, 1),
                      "data": [{"folder": Path(f).name, "licence": DATA_LICENCES.get(Path(f).name, "see SOURCE.md")}
-                              for f in args.data] + [
+                              for f in data] + [
                          {"name": "pydicom", "licence": "MIT (pydicom's bundled test images)"},
                          {"name": "procedural limb and pelvis radiographs", "licence": "generated here"}]},
         "intended_use": "research use, not a medical device",
@@ -295,9 +281,6 @@ def run(args: argparse.Namespace) -> int:
                    "from: procedural bone images and crops stand in. Measured on unseen real non-chest files "
                    "by `scripts/qa_check.py`."],
     }
-    (args.out / CARD_NAME).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
-    (args.out / CARD_NAME.replace(".card.json", ".md")).write_text(markdown(card), encoding="utf-8")
-    for kind, block in refusal.items():
-        print(f"{kind}: refused {block['refused']:.3f} of {block['n']} validation samples")
-    print(f"pediatric AUROC {pediatric_auroc:.3f}; accept threshold {threshold:.4f}; wrote {onnx_path}")
-    return 0
+    (out / CARD_NAME).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    (out / CARD_NAME.replace(".card.json", ".md")).write_text(markdown(card), encoding="utf-8")
+    return card

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from radassist.pipeline.result import AgeGroup
+from radassist.results import AgeGroup
 
 LABELS: tuple[str, ...] = ("abnormal", "opacity", "effusion", "cardiomegaly", "nodule_mass", "pneumothorax",
                            "atelectasis", "edema", "pneumonia", "viral_pattern")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from radassist.explain.radiomics import extract_features
+from radassist.image import Radiograph
 from radassist.imaging.preprocess import PreprocessedImage
-from radassist.io.image import Radiograph
 
 LUNG_MODEL = "lungseg"
 TEMPLATE = "fixed_template"

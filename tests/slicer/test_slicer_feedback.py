@@ -14,8 +14,8 @@ from radassist.errors import InputRefused
 from radassist.feedback import EventStore
 from radassist.feedback.reading import Reading
 from radassist.feedback.session import SigningRefused
-from radassist.io import ImageMetadata, Radiograph
-from radassist.pipeline.result import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
+from radassist.image import ImageMetadata, Radiograph
+from radassist.results import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
 
 
 def _radiograph(patient_name=None) -> Radiograph:

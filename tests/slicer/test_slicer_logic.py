@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from radassist.errors import InputRefused
-from radassist.io import ImageMetadata, Radiograph, read_image
-from radassist.pipeline.result import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
+from radassist.image import ImageMetadata, Radiograph
+from radassist.io import read_image
+from radassist.results import DraftReport, Finding, QAVerdict, ReadResult, ReportSentence
 
 CR_WITH_SPACING = "dicom/dcmfx_test_assets/fo-dicom/CR-ModalitySequenceLUT.dcm"  # real CR, 0.15 mm, 1576x1976
 

@@ -1,6 +1,14 @@
 """The result of reading one radiograph: the plain data object every host (CLI, Qt, Slicer) shows.
 
 Nothing here computes anything; producers fill it, consumers (report, viewer, feedback store) read it.
+
+Why a module of the bottom layer (beside `vocabulary`, `image`, `paths`, `errors`) and not part of
+`radassist.pipeline`: its producers and consumers sit in every layer (imaging writes the QA verdict and
+the CTR, explain the evidence, findings the draft report, feedback records it, the hosts show it), so
+inside `pipeline` it made each of them import upward. Why loose modules and not a `radassist/core/`
+package holding them: `radassist.vocabulary` and `radassist.paths` were already imported from the
+package root by every layer, and one more module there keeps every import path one name long. Imports
+only `radassist.image` (the metadata a result carries), also of the bottom layer.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from radassist.io.image import ImageMetadata
+from radassist.image import ImageMetadata
 
 
 class AgeGroup(str, Enum):

@@ -2,6 +2,11 @@
 
 Pixels and metadata are kept apart on purpose: pixels feed the model and the display, metadata feeds
 QA, the study browser and export, and only metadata can carry PHI.
+
+Why here, in the bottom layer beside `vocabulary` and `results`, and not in `radassist.io`: io is only
+one producer of a `Radiograph` (the Slicer host and tests build them from arrays), and a `ReadResult`
+carries the image's `ImageMetadata`, so the result types could not sit below io while these lived in
+it. This module imports nothing from RadAssist.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import radassist.training  # noqa: F401  (a frozen bundle leaves training out: the command is then "not available")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feedback", type=Path, required=True, metavar="DIR",

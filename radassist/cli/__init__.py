@@ -1,8 +1,10 @@
-"""The `radassist` command line.
+"""The `radassist` command line: every front-end is a module of this package, of the top layer.
 
-Sub-commands live in their own modules and are imported only when used, so `radassist info` does not
-pay for Qt, onnxruntime or torch. Each module exposes `add_arguments(parser)` and `run(args) -> int`.
-Errors the user can act on (`RadAssistError`) become one line on stderr and exit code 2.
+Sub-commands live in their own modules (`radassist/cli/<command>.py`) and are imported only when used,
+and each imports the layers below it inside `run`, so `radassist info` does not pay for Qt, onnxruntime
+or torch. Each module exposes `add_arguments(parser)` and `run(args) -> int`; the work itself stays in
+the layer it belongs to (a front-end parses, calls and prints). Errors the user can act on
+(`RadAssistError`) become one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,23 +17,23 @@ import sys
 
 # name -> (module, one-line help). Order is the order of `radassist --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("radassist.io.info_command", "print an image's metadata as JSON"),
-    "read": ("radassist.pipeline.read_command", "read one radiograph: findings, saliency, radiomics, report"),
-    "segment": ("radassist.imaging.segment_command", "write the lung mask of an image"),
-    "report": ("radassist.findings.report_command", "draft report for an image"),
-    "nlp": ("radassist.findings.nlp_command", "labels JSON for a report text"),
-    "evaluate-nlp": ("radassist.findings.evaluate_nlp_command", "score the report NLP against MeSH tags"),
-    "view": ("radassist.gui.view_command", "open the desktop viewer"),
-    "demo": ("radassist.gui.demo_command", "open the viewer on the bundled samples"),
-    "listen": ("radassist.pacs.listen_command", "receive studies by C-STORE, pre-read them, send results to PACS"),
-    "batch": ("radassist.pipeline.batch_command", "pre-read a folder of images with several workers"),
-    "train": ("radassist.training.train_command", "train the classifier ([train] extra)"),
-    "train-chest-check": ("radassist.training.chest_check_train", "train the input-QA chest check ([train] extra)"),
-    "evaluate": ("radassist.training.evaluate_command", "evaluate the shipped model on a labels.csv folder"),
-    "export": ("radassist.feedback.export_command", "export the de-identified feedback dataset"),
-    "finetune": ("radassist.training.finetune_command", "recalibrate/fine-tune on exported feedback"),
-    "models": ("radassist.inference.models_command", "list, activate or roll back model versions"),
-    "selftest": ("radassist.selftest", "load the bundled models and read a bundled sample end to end"),
+    "info": ("radassist.cli.info", "print an image's metadata as JSON"),
+    "read": ("radassist.cli.read", "read one radiograph: findings, saliency, radiomics, report"),
+    "segment": ("radassist.cli.segment", "write the lung mask of an image"),
+    "report": ("radassist.cli.report", "draft report for an image"),
+    "nlp": ("radassist.cli.nlp", "labels JSON for a report text"),
+    "evaluate-nlp": ("radassist.cli.evaluate_nlp", "score the report NLP against MeSH tags"),
+    "view": ("radassist.cli.view", "open the desktop viewer"),
+    "demo": ("radassist.cli.demo", "open the viewer on the bundled samples"),
+    "listen": ("radassist.cli.listen", "receive studies by C-STORE, pre-read them, send results to PACS"),
+    "batch": ("radassist.cli.batch", "pre-read a folder of images with several workers"),
+    "train": ("radassist.cli.train", "train the classifier ([train] extra)"),
+    "train-chest-check": ("radassist.cli.train_chest_check", "train the input-QA chest check ([train] extra)"),
+    "evaluate": ("radassist.cli.evaluate", "evaluate the shipped model on a labels.csv folder"),
+    "export": ("radassist.cli.export", "export the de-identified feedback dataset"),
+    "finetune": ("radassist.cli.finetune", "recalibrate/fine-tune on exported feedback"),
+    "models": ("radassist.cli.models", "list, activate or roll back model versions"),
+    "selftest": ("radassist.cli.selftest", "load the bundled models and read a bundled sample end to end"),
 }
 
 PROG = "radassist"
@@ -141,7 +143,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(error_line("interrupted"), file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

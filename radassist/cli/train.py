@@ -17,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import radassist.training  # noqa: F401  (a frozen bundle leaves training out: the command is then "not available")
 from radassist.errors import InputRefused
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from radassist.pacs.config import (
     ResultsDestination,
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from radassist.pacs.listener import Listener
 
     config = load_config(args.config)
-    overrides = {}
+    overrides: dict[str, Any] = {}  # PacsConfig field -> value from the command line
     if args.aet:
         overrides["ae_title"] = ae_title(args.aet)
     if args.port:
