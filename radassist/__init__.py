@@ -1,7 +1,8 @@
 """RadAssist: a chest X-ray reading assistant that keeps the radiologist in charge.
 
-The package is a one-way flow of plain data objects:
-io -> imaging -> inference -> explain -> findings -> (gui | slicer host), with feedback closing the loop.
+Data flows as plain objects: io -> imaging -> inference -> explain -> findings -> (gui | slicer host), with
+feedback closing the loop. Imports follow the layers contract in pyproject.toml (README, Architecture), which
+differs in one place: imaging imports inference (lung segmentation runs the anatomy model), not the reverse.
 Importing the package is cheap on purpose: every heavy dependency is imported where it is used.
 
 Every entry point (the CLI, the viewer, the frozen bundle, the Slicer module's core) imports this package
