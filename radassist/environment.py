@@ -7,7 +7,7 @@ default thread count). Each variable is one row: its name, what it means and wha
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,7 @@ VARIABLES: tuple[EnvironmentVariable, ...] = (
 )
 
 
-def check_environment(environ: dict[str, str] | None = None) -> None:
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
     """Refuse (exit 2 through the CLI) on the first variable that is set to an unusable value."""
     environ = os.environ if environ is None else environ
     for variable in VARIABLES:

@@ -13,6 +13,7 @@ the run with `radassist: error: selftest failed: <step>: <reason>` and exit code
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -56,7 +57,7 @@ def run_selftest(samples: list[Path], *, viewer: bool = True, screenshot: Path |
         _step("models", lambda: _load_models(state))
         _step("dicom codecs", _dicom_codecs)
         for sample in state.samples:
-            _step(f"read {sample.name}", lambda sample=sample: _read_sample(state, sample))
+            _step(f"read {sample.name}", functools.partial(_read_sample, state, sample))
         if viewer:
             _step("viewer", lambda: _show_in_viewer(state, screenshot))
     _step("no network", lambda: _no_network(attempts))

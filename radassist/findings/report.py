@@ -260,7 +260,7 @@ def _reconcile_locations(spoken: list[_Spoken], graph: KnowledgeGraph) -> dict[s
         if item.node is None:
             continue
         typical = {c.key for c in graph.typical_patterns(item.node.key)}
-        anchor = next((a for a in anchors if a is not item and a.node.key in typical), None)
+        anchor = next((a for a in anchors if a is not item and a.node is not None and a.node.key in typical), None)
         if anchor is not None:
             item.finding.zone = anchor.finding.zone
             if item.finding.positive:
@@ -332,7 +332,7 @@ class _Writer:
         for finding_label, diagnosis_label in explained_by.items():
             finding, diagnosis = impressions.get(finding_label), impressions.get(diagnosis_label)
             zone_words = _zone_words(finding.text) if finding is not None else None
-            if diagnosis is not None and zone_words and zone_words in diagnosis.text.lower():
+            if finding is not None and diagnosis is not None and zone_words and zone_words in diagnosis.text.lower():
                 self.sentences.remove(finding)
 
     def drop_impressions(self, verdicts: list[_Spoken]) -> None:

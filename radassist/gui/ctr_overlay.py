@@ -72,7 +72,8 @@ class CtrOverlay(QObject):
         if moved.left > moved.right:  # dragged past the other end: the ends swap roles
             moved = HorizontalLine(row, moved.right, moved.left)
             self._grabbed = (name, "left" if end == "right" else "right")
-        self.ctr = dataclasses.replace(self.ctr, **{name: moved})
+        self.ctr = dataclasses.replace(self.ctr, heart=moved) if name == "heart" else dataclasses.replace(
+            self.ctr, thorax=moved)
         self.changed.emit()
 
     def release(self) -> None:

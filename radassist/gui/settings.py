@@ -22,8 +22,8 @@ def viewer_settings() -> QSettings:
 def recent_paths(settings: QSettings) -> list[str]:
     value = settings.value("recent/paths", [])
     if isinstance(value, str):  # QSettings returns a bare string for a one-item list
-        value = [value]
-    return [str(v) for v in value or []]
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
 
 
 def remember_recent(settings: QSettings, path: str | Path) -> list[str]:

@@ -18,7 +18,7 @@ image's LEFT in a standard PA/AP display), 2 = patient's LEFT lung. The heart is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import SimpleITK as sitk
@@ -121,7 +121,15 @@ def _label_of(side: str) -> int:
     return RIGHT_LUNG if side == "right" else LEFT_LUNG
 
 
-def _run(image_filter: sitk.ImageFilter, plane: np.ndarray) -> np.ndarray:
+class _GridFilter(Protocol):
+    """What `_run` needs of a SimpleITK filter (the ImageFilter base class declares no Execute)."""
+
+    def SetNumberOfWorkUnits(self, units: int) -> None: ...  # noqa: N802 (SimpleITK's names)
+
+    def Execute(self, image: sitk.Image) -> sitk.Image: ...  # noqa: N802
+
+
+def _run(image_filter: _GridFilter, plane: np.ndarray) -> np.ndarray:
     """A SimpleITK filter on a mask or label grid (as uint8: SimpleITK has no boolean pixel type).
 
     One work unit (single-threaded): the grids are small, and right after the ONNX run onnxruntime's
