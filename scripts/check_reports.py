@@ -58,9 +58,15 @@ def main() -> int:
 
 
 def _ages(labels: Path) -> dict[Path, float]:
+    """Ages by image; an age that is not a number (jsrt writes '?' for unknown) is left out."""
+    ages = {}
     with labels.open(newline="", encoding="utf-8") as handle:
-        return {(labels.parent / row["file"]).resolve(): float(row["age"])
-                for row in csv.DictReader(handle) if (row.get("age") or "").strip()}
+        for row in csv.DictReader(handle):
+            try:
+                ages[(labels.parent / row["file"]).resolve()] = float(row.get("age") or "")
+            except ValueError:
+                continue
+    return ages
 
 
 if __name__ == "__main__":

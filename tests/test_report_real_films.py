@@ -101,7 +101,7 @@ def test_the_checks_catch_each_problem_on_a_real_report(films):
                 and any(SIDE.search(s.text.lower()) for s in f.result.report.sentences))
     result = copy.deepcopy(film.result)
     report = result.report
-    located = next(s for s in report.sentences if SIDE.search(s.text.lower()))
+    located = next(s for s in report.sentences if SIDE.search(s.text.lower()) and s.source_label)
     located.text = located.text.replace("right", "LEFT").replace("left", "right").replace("LEFT", "left")
     report.sentences.append(ReportSentence("FINDINGS", "The right lung is 44% denser than the left lung.", None, None,
                                            None, None, "findings-radiomics", AnatomySection.LUNGS))
@@ -113,7 +113,13 @@ def test_the_checks_catch_each_problem_on_a_real_report(films):
         result.finding(conditional.conditional_on).positive = False
         report.sentences.append(ReportSentence("IMPRESSION", "A viral pattern is possible.", None,
                                                conditional.label, None, None, "impression-x"))
-    kinds = {p.kind for p in report_problems(result, graph)}
+    # a sentence of no finding naming both sides (the mirrored-film notice) has no table row to contradict
+    report.sentences.append(ReportSentence("IMPRESSION", "The image may be mirrored left to right.", None, None,
+                                           None, None, "impression-domain"))
+    problems = report_problems(result, graph)
+    assert [p.text for p in problems if p.kind is ProblemKind.SIDE_CONTRADICTION] == [
+        f"{located.text} (findings table: {result.finding(located.source_label).zone or 'no zone'})"]
+    kinds = {p.kind for p in problems}
     expected = {ProblemKind.SIDE_CONTRADICTION, ProblemKind.PERCENT_IN_FINDINGS, ProblemKind.AGE_DIFFERENTIAL,
                 ProblemKind.ANATOMY_PART} | ({ProblemKind.CONDITIONAL_SPOKEN} if conditional is not None else set())
     assert kinds == expected

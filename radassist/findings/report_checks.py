@@ -42,10 +42,10 @@ def report_problems(result: ReadResult, graph: KnowledgeGraph | None = None) -> 
     for sentence in report.sentences:
         named = set(_SIDE.findall(sentence.text.lower()))
         finding = result.finding(sentence.source_label or "")
-        table_side = finding.zone.split()[0] if finding is not None and finding.zone else None
-        if named and named != {table_side}:
+        # a sentence of no finding (the "may be mirrored" notice names both sides) has no table row to contradict
+        if finding is not None and named and named != {finding.zone.split()[0] if finding.zone else None}:
             problems.append(ReportProblem(ProblemKind.SIDE_CONTRADICTION,
-                                          f"{sentence.text} (findings table: {finding.zone if finding else 'no zone'})"))
+                                          f"{sentence.text} (findings table: {finding.zone or 'no zone'})"))
         if sentence.section == "FINDINGS" and "%" in sentence.text:
             problems.append(ReportProblem(ProblemKind.PERCENT_IN_FINDINGS, sentence.text))
     text = report.text().lower()
