@@ -1,5 +1,6 @@
-"""Where the model looked: class activation maps (from the ONNX graph) and occlusion sensitivity,
-brought from model-input space back to image pixels, restricted to the lungs, with a named peak."""
+"""Where the evidence is: the anatomy model's lesion output (smoothed; what a read shows for a finding in
+the lungs), class activation maps (from the ONNX graph) and occlusion sensitivity, brought back to image
+pixels, restricted to the lungs, with a peak and the side the evidence names (or none)."""
 
 from __future__ import annotations
 
