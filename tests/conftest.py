@@ -41,6 +41,33 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture()
+def make_window(qtbot, data_dir):
+    """A factory of real main windows (offscreen) on a real store in the test's data folder, each closed at
+    the end answering the unsigned-reading prompt. Qt is imported here, not when every test starts."""
+    from gui_windows import close_answering_yes
+    from PySide6.QtWidgets import QMessageBox
+
+    from radassist.feedback.store import EventStore
+    from radassist.gui.main_window import MainWindow
+
+    made = []
+
+    def make(auto_read: bool = True) -> MainWindow:
+        win = MainWindow(EventStore(data_dir / "feedback.sqlite"), reader_id="dr-gui", auto_read=auto_read)
+        win.resize(1500, 950)  # closed below, answering the unsigned-reading prompt (not by qtbot)
+        win.show()
+        qtbot.waitExposed(win)
+        made.append(win)
+        return win
+
+    yield make
+    for win in made:
+        for box in win.findChildren(QMessageBox):
+            box.close()
+        close_answering_yes(win)
+
+
 @pytest.fixture(autouse=True)
 def _root_logging_restored():
     """A command run in-process (radassist.cli.main, a training command) configures the root logger with the

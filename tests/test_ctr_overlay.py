@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gui_windows import close_answering_yes
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
-from test_gui_reading import close_answering_yes
 
 from radassist.feedback.events import EventType
 from radassist.feedback.store import EventStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-from test_gui_read import NIH_DICOM, READ_TIMEOUT_MS, make_window  # noqa: F401  (fixture)
+from test_gui_read import NIH_DICOM, READ_TIMEOUT_MS
 
 
 def _with_age(test_data, tmp_path, age: str):

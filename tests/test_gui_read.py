@@ -10,11 +10,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt, QThreadPool
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QMessageBox
-from test_gui_reading import close_answering_yes
 
-from radassist.feedback.store import EventStore
-from radassist.gui.main_window import MainWindow
 from radassist.gui.report_editor import SENTENCE_ID
 from radassist.inference.engine import load_model
 
@@ -37,25 +33,6 @@ def image_area(pane) -> tuple[slice, slice]:
 def colourful(pixels: np.ndarray) -> float:
     """Share of clearly coloured pixels (a grey radiograph has none)."""
     return float((pixels.max(axis=2) - pixels.min(axis=2) > 40).mean())
-
-
-@pytest.fixture()
-def make_window(qtbot, data_dir):
-    made = []
-
-    def make(auto_read: bool = True) -> MainWindow:
-        win = MainWindow(EventStore(data_dir / "feedback.sqlite"), reader_id="dr-gui", auto_read=auto_read)
-        win.resize(1500, 950)  # closed below, answering the unsigned-reading prompt (not by qtbot)
-        win.show()
-        qtbot.waitExposed(win)
-        made.append(win)
-        return win
-
-    yield make
-    for win in made:
-        for box in win.findChildren(QMessageBox):
-            box.close()
-        close_answering_yes(win)
 
 
 @pytest.fixture()

@@ -9,12 +9,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from PySide6.QtCore import QPointF, Qt, QTimer
+from gui_windows import answer
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox, QTableWidget
 
-from radassist.feedback.store import EventStore
 from radassist.gui.main_window import MainWindow
 from radassist.paths import resources_dir
 from radassist.vocabulary import Section
@@ -32,47 +32,6 @@ def samples(tmp_path):
     for name in (PNEUMONIA, NORMAL):
         shutil.copy(resources_dir() / "samples" / name, folder / name)
     return folder
-
-
-@pytest.fixture()
-def make_window(qtbot, data_dir):
-    made = []
-
-    def make() -> MainWindow:
-        win = MainWindow(EventStore(data_dir / "feedback.sqlite"), reader_id="dr-gui")
-        win.resize(1500, 950)  # closed below, answering the unsigned-reading prompt (not by qtbot)
-        win.show()
-        qtbot.waitExposed(win)
-        made.append(win)
-        return win
-
-    yield make
-    for win in made:
-        close_answering_yes(win)
-
-
-def close_answering_yes(win: MainWindow) -> None:
-    """Close the window; if it asks about an unsigned reading, quit anyway (the draft is kept)."""
-    if win.isVisible() and win.reading is not None and not win.signed and win.reading.state.has_reader_work:
-        answer(win, "confirmQuitUnsigned", QMessageBox.StandardButton.Yes)
-    win.close()
-
-
-def answer(win: MainWindow, name: str, button: QMessageBox.StandardButton, seen: list | None = None,
-           tries: int = 500) -> None:
-    """Click `button` of the window's question box `name` as soon as it is open (it runs its own loop);
-    gives up after `tries` looks 20 ms apart."""
-    def click(left: int = tries) -> None:
-        box = next((b for b in win.findChildren(QMessageBox, name) if b.isVisible()), None)
-        if box is None:
-            if left:
-                QTimer.singleShot(20, lambda: click(left - 1))
-            return
-        if seen is not None:
-            seen.append(box.text())
-        box.button(button).click()
-
-    QTimer.singleShot(0, click)
 
 
 def read(qtbot, win: MainWindow, action) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from gui_windows import close_answering_yes
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
-from test_gui_reading import close_answering_yes
 
 from radassist.feedback.store import EventStore
 from radassist.gui.main_window import MainWindow
