@@ -578,26 +578,17 @@ class MainWindow(QMainWindow):
             self._show_study_statuses()
 
     def _confirm_unchanged_draft(self, undecided: list[str]) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Question, "Sign the AI draft unchanged?",
+        return _asked_yes(self, "confirmUnchangedDraft", "Sign the AI draft unchanged?",
                           f"The AI flagged {', '.join(undecided)} and you have not decided on it.\n\n"
                           "Sign the AI draft unchanged? The signature records that you did, and the feedback "
                           "export marks it so that the model does not learn from its own output.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("confirmUnchangedDraft")
-        box.button(QMessageBox.StandardButton.Yes).setText("Sign the AI draft unchanged")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        return _answered_yes(box)
+                          "Sign the AI draft unchanged")
 
     def _confirm_quit_unsigned(self) -> bool:
         name = self.loaded.radiograph.name if self.loaded is not None else "this image"
-        box = QMessageBox(QMessageBox.Icon.Question, "Quit with an unsigned reading?",
+        return _asked_yes(self, "confirmQuitUnsigned", "Quit with an unsigned reading?",
                           f"Your reading of {name} is not signed. Everything you did is stored and comes back "
-                          "when you open the image again.\n\nQuit now?",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("confirmQuitUnsigned")
-        box.button(QMessageBox.StandardButton.Yes).setText("Quit (keep the draft)")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        return _answered_yes(box)
+                          "when you open the image again.\n\nQuit now?", "Quit (keep the draft)")
 
     def _guarded(self, call: Callable[[], object]) -> bool:
         """Run a reading call; a refusal (signed, the store is locked, ...) becomes a visible message."""
@@ -757,9 +748,15 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
 
-def _answered_yes(box: QMessageBox) -> bool:
-    """Run a question box; True when its Yes button was chosen (exec() returns a plain int)."""
-    box.exec()
+def _asked_yes(parent: QWidget, name: str, title: str, text: str, yes_text: str) -> bool:
+    """Ask a Yes / Cancel question (Cancel the default, Yes labelled by what it does); True when Yes was chosen.
+    `name` is the box's object name (tests find the box by it)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
+    box.setObjectName(name)
+    box.button(QMessageBox.StandardButton.Yes).setText(yes_text)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()  # exec() returns a plain int: the clicked button says which
     chosen = box.standardButton(box.clickedButton())
     box.deleteLater()
     return chosen == QMessageBox.StandardButton.Yes
