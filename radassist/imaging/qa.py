@@ -127,10 +127,20 @@ def embedding_distance(embedding: np.ndarray, ood: OodReference) -> float:
     return float(np.sqrt(np.mean(z * z)))
 
 
-def check_chest(image: Radiograph, task: str = "chest_check") -> QAVerdict:
+@dataclass(frozen=True)
+class ChestCheck:
+    """What the chest check says of a film: the QA verdict (its checks carry the numbers for the JSON output),
+    and the two outputs the validated-domain verdict uses."""
+
+    verdict: QAVerdict
+    mirrored: bool  # looks mirrored left to right: read, with a notice
+    pediatric_probability: float  # the age estimate used when the header gives no age
+
+
+def check_chest(image: Radiograph, task: str = "chest_check") -> ChestCheck:
     """The chest check model: refuses rotated, grey-inverted and non-chest images. Accepts when P(upright) +
     P(mirrored) reaches the card's accept_threshold (set so <= 0.5 % of validation films are refused); a film that
-    looks mirrored is read, with checks["chest_check_mirrored"] set for the domain notice."""
+    looks mirrored is read, and `domain_verdict` gives it a notice."""
     from radassist.imaging.preprocess import preprocess
     from radassist.inference.engine import load_model
 
@@ -141,18 +151,19 @@ def check_chest(image: Radiograph, task: str = "chest_check") -> QAVerdict:
     probabilities = dict(zip(card.data["classes"], (float(p) for p in outputs["class_probabilities"][0]),
                              strict=True))
     chest = probabilities["upright"] + probabilities["mirrored"]
-    checks = {"chest_check_chest": round(chest, 4),
-              "chest_check_mirrored": probabilities["mirrored"] > probabilities["upright"],
-              "chest_check_pediatric": round(float(outputs["pediatric_probability"][0]), 4)}
+    mirrored = probabilities["mirrored"] > probabilities["upright"]
+    pediatric = float(outputs["pediatric_probability"][0])
+    checks = {"chest_check_chest": round(chest, 4), "chest_check_mirrored": mirrored,
+              "chest_check_pediatric": round(pediatric, 4)}
     threshold = float(card.data["accept_threshold"])
     if chest >= threshold:
-        return QAVerdict(True, "upright frontal chest radiograph", checks)
+        return ChestCheck(QAVerdict(True, "upright frontal chest radiograph", checks), mirrored, pediatric)
     others = {name: p for name, p in probabilities.items() if name not in ("upright", "mirrored")}
     likeliest = max(others, key=others.__getitem__)
     checks["chest_check_class"] = likeliest
-    return QAVerdict(False, f"{CHEST_CHECK_REASONS.get(likeliest, 'the image is not an upright chest radiograph')}"
-                            f" (chest check: upright {chest:.2f} < {threshold:.2f}); RadAssist reads upright "
-                            "frontal chest radiographs only", checks)
+    reason = (f"{CHEST_CHECK_REASONS.get(likeliest, 'the image is not an upright chest radiograph')} (chest check: "
+              f"upright {chest:.2f} < {threshold:.2f}); RadAssist reads upright frontal chest radiographs only")
+    return ChestCheck(QAVerdict(False, reason, checks), mirrored, pediatric)
 
 
 def check_image(lung_labels: np.ndarray) -> QAVerdict:

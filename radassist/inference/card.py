@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from radassist.errors import ModelError
+from radassist.results import AgeGroup
 
 
 @dataclass(frozen=True)
@@ -24,16 +25,16 @@ class LabelSpec:
     threshold: float
     conditional_on: str | None = None  # meaningful only where that label is positive (e.g. viral_pattern)
     restrict_to_lungs: bool = True  # saliency kept to the lung fields (not for a finding of the heart)
-    age_groups: tuple[str, ...] = ()  # the age groups it was learnt and validated on (empty: every one)
+    age_groups: tuple[AgeGroup, ...] = ()  # the age groups it was learnt and validated on (empty: every one)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabelSpec:
         return cls(id=str(data["id"]), display_name=str(data.get("display_name", data["id"])),
                    threshold=float(data.get("threshold", 0.5)), conditional_on=data.get("conditional_on"),
                    restrict_to_lungs=bool(data.get("restrict_to_lungs", True)),
-                   age_groups=tuple(data.get("age_groups", ())))
+                   age_groups=tuple(AgeGroup(group) for group in data.get("age_groups", ())))
 
-    def applies_to(self, age_group: str | None) -> bool:
+    def applies_to(self, age_group: AgeGroup | None) -> bool:
         """Whether this output is shown for a film of that age group (unknown age: only age-free outputs)."""
         return not self.age_groups or age_group in self.age_groups
 

@@ -75,11 +75,13 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
     with timer.stage("load"):
         image = source if isinstance(source, Radiograph) else read_image(source)
     result = ReadResult(meta=image.meta, qa=qa.check_metadata(image.meta))
+    chest: qa.ChestCheck | None = None
     if result.qa.accepted:
         with timer.stage("chest_check"):
             chest = qa.check_chest(image, options.chest_check)
-        result.qa = QAVerdict(chest.accepted, chest.reason if not chest.accepted else result.qa.reason,
-                              {**result.qa.checks, **chest.checks})
+        result.qa = QAVerdict(chest.verdict.accepted,
+                              result.qa.reason if chest.verdict.accepted else chest.verdict.reason,
+                              {**result.qa.checks, **chest.verdict.checks})
     _refuse_or_record(result, options)
     if not result.qa.accepted:
         result.timings_ms = timer.timings
@@ -106,8 +108,8 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
                                   embedding_threshold=card.ood.threshold)
         verdict.checks = {**result.qa.checks, **verdict.checks}
         verdict.domain = qa.domain_verdict(image.meta, card, result.embedding_distance,
-                                           verdict.checks.get("chest_check_pediatric"),
-                                           bool(verdict.checks.get("chest_check_mirrored")))
+                                           chest.pediatric_probability if chest else None,
+                                           chest is not None and chest.mirrored)
     result.qa = verdict
     _refuse_or_record(result, options)
 
@@ -128,9 +130,8 @@ def read_radiograph(source: Radiograph | str | os.PathLike[str], options: ReadOp
         if fields.lesion is not None and not options.occlusion:
             lesion = sal.normalised_saliency(sal.lesion_weight(fields.lesion, maps.working_shape), envelope)
             lesion_side = sal.evidence_side(lesion, working_labels)
-        age_group = verdict.domain.age_group.value if verdict.domain.age_group else None
         for index, label in enumerate(card.labels):
-            if not label.applies_to(age_group):  # e.g. viral_pattern, learnt from children only, on an adult
+            if not label.applies_to(verdict.domain.age_group):  # e.g. viral_pattern, learnt from children only, on an adult
                 continue
             if lesion is not None and label.restrict_to_lungs:
                 maps.add(label.id, lesion)
