@@ -2,10 +2,11 @@
 
 The desktop viewer and the 3D Slicer module are views of a `Reading`: they call its methods for every
 decision, region, measurement correction (the CTR lines), report edit, undo, redo, signature and
-addendum, and draw what `reading.state` says. Each method appends its event to the store first and then replays the session's events into
-the new state, so the state a host shows is always the store's. Opening an image looks for the
-image's session in the store before starting a new one: coming back to an image, reopening the
-viewer and resuming after a crash are one code path (`Reading.open`).
+addendum, and draw what `reading.state` says. Each method appends its event to the store first and
+then replays the session's events into the new state, so the state a host shows is always the
+store's. Opening an image looks for the image's session in the store before starting a new one:
+coming back to an image, reopening the viewer and resuming after a crash are one code path
+(`Reading.open`).
 
 Which session an image reopens to: its signed session if it has one (shown read-only; an addendum is
 the only change it takes), else this reader's newest unsigned one, else a new session. Headless
