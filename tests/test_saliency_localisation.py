@@ -121,3 +121,13 @@ def test_a_side_is_named_only_when_it_holds_most_of_the_evidence():
     evidence[labels > 0] = 0.0
     evidence[0:3, :] = 1.0  # outside the lungs only: no evidence to name a side by
     assert evidence_side(evidence, labels) is None
+
+
+def test_an_even_haze_over_a_larger_right_lung_names_no_side():
+    labels = np.zeros((40, 40), dtype=np.uint8)
+    labels[2:38, 2:19] = Side.RIGHT.lung_mask_value  # four times the area of the left lung
+    labels[20:29, 22:39] = Side.LEFT.lung_mask_value
+    haze = np.where(labels > 0, 0.5, 0.0).astype(np.float32)
+    assert evidence_side(haze, labels) is None  # 80 % of the total lies on the right, but not more per pixel
+    haze[labels == Side.LEFT.lung_mask_value] = 2.0
+    assert evidence_side(haze, labels) is Side.LEFT

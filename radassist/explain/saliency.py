@@ -17,9 +17,10 @@ WORKING_SIDE = 512  # px: longest side at which maps are computed (a CAM has a f
 # Gaussian sigma of the lesion output's smoothing, as a fraction of its grid's longer side: the peak of a blob,
 # not of one noisy cell (on the validation references: peak in lesion 0.45 -> 0.51, models/lungseg.md).
 LESION_SMOOTHING = 0.02
-# A side is named only when it holds at least this share of a map's evidence inside the lungs; below it the
-# evidence does not say which side (on the validation references the side so named was right 85 % of the time,
-# against 63 % for the side of the peak alone, models/lungseg.md). Chosen on those references.
+# A side is named only when it holds at least this share of a map's evidence density in the lungs (mean evidence
+# per lung pixel, so the larger right lung does not win by its size); below it the evidence does not say which
+# side. Chosen on the validation references (models/lungseg.md), where it trades films with no side named for
+# fewer wrong sides.
 SIDE_EVIDENCE_SHARE = 0.75
 
 
@@ -160,15 +161,20 @@ def lesion_weight(lesion: np.ndarray, working_shape: tuple[int, int]) -> np.ndar
 
 
 def evidence_side(saliency: np.ndarray, lung_labels: np.ndarray) -> Side | None:
-    """The side holding at least SIDE_EVIDENCE_SHARE of the map's evidence inside the lungs (map and lung
-    labels on the same grid), None when neither does or there is no evidence in the lungs."""
+    """The side holding at least SIDE_EVIDENCE_SHARE of the map's evidence density inside the lungs (map and
+    lung labels on the same grid), None when neither does or there is no evidence in the lungs.
+
+    Density, not total: the right lung is larger than the left (more so in the visible-lung convention, which
+    leaves out the lung behind the heart), so by total evidence an even haze would be named right."""
     per_label = np.bincount(lung_labels.ravel(), weights=saliency.ravel(), minlength=3)
-    mass = {side: float(per_label[side.lung_mask_value]) for side in Side}
-    total = sum(mass.values())
+    area = np.bincount(lung_labels.ravel(), minlength=3)
+    density = {side: float(per_label[side.lung_mask_value]) / area[side.lung_mask_value]
+               for side in Side if area[side.lung_mask_value]}
+    total = sum(density.values())
     if total <= 0:
         return None
-    side = max(mass, key=lambda s: mass[s])
-    return side if mass[side] >= SIDE_EVIDENCE_SHARE * total else None
+    side = max(density, key=lambda s: density[s])
+    return side if density[side] >= SIDE_EVIDENCE_SHARE * total else None
 
 
 def lesion_weighted(raw: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ exact expectation, not a sample):
 - pointing game: the peak lies within 15 px of the lesion at a 512 px scale;
 - side agreement: the side the read names is the lesion's side, on lesions with at least 80 % of their area
   on one side. The read names the peak's side (the side of the nearest lung) only when that side also holds
-  `saliency.SIDE_EVIDENCE_SHARE` of the map's evidence in the lungs, and no side otherwise; an image with no
+  `saliency.SIDE_EVIDENCE_SHARE` of the map's evidence density in the lungs, and no side otherwise; an image with no
   side named counts as a miss here, and "side named" / "side right when named" give the two parts.
 Means with 95 % percentile-bootstrap CIs over patients (lungseg_evaluate.bootstrap_mean_ci), and the CI of
 the mean paired difference method - random.

@@ -19,6 +19,7 @@ from radassist.training.lungseg_data import UNKNOWN_BACKGROUND
 
 CLASSES = len(MODEL_LABELS)  # background, right lung, left lung, heart (UNKNOWN_BACKGROUND == CLASSES)
 LESION_CHANNEL = CLASSES  # one more logit: lesion (sigmoid, independent of the anatomy softmax)
+MIRRORED_SHARE = 0.5  # share of training images mirrored left-right for the lesion output (see `augment`)
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -82,15 +83,21 @@ def _uniform(generator: torch.Generator, count: int, low: float, high: float) ->
 
 
 def augment(images: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor, generator: torch.Generator
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random geometry and contrast for a batch: images (N, 1, S, S), targets (N, S, S) long, lesion
-    shares (N, S, S) float (warped like the image).
+    shares (N, S, S) float (warped like the image). Also returns `teaches_anatomy` (N,) bool.
 
-    No horizontal flips: they would turn the right lung into the left one. Instead: small rotations,
-    zoom/aspect/shift (film framing, cropped borders), gamma and contrast (exposure, processing),
-    blur (low-resolution journal figures) and noise.
+    Half of the images are mirrored left-right for the lesion output only (`teaches_anatomy` False): the
+    training lesions lie more often in the patient's right lung (JSRT nodules 77 right, 48 left), and an
+    unmirrored lesion output learnt that as "lesions are on the image's left". A mirrored film would
+    teach the anatomy output that the right lung can sit on the image's right, so the anatomy loss skips
+    those images. Besides that: small rotations, zoom/aspect/shift (film framing, cropped borders), gamma
+    and contrast (exposure, processing), blur (low-resolution journal figures) and noise.
     """
     count, _, size, _ = images.shape
+    mirrored = torch.rand(count, generator=generator) < MIRRORED_SHARE
+    images[mirrored] = images[mirrored].flip(-1)
+    lesions[mirrored] = lesions[mirrored].flip(-1)
     gamma = torch.exp(_uniform(generator, count, math.log(0.6), math.log(1.6))).view(-1, 1, 1, 1)
     contrast = _uniform(generator, count, 0.75, 1.15).view(-1, 1, 1, 1)
     images = (images.clamp(0.0, 1.0) ** gamma) * contrast
@@ -117,12 +124,17 @@ def augment(images: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor, 
     one_hot = F.one_hot(targets, CLASSES + 1).permute(0, 3, 1, 2).float()
     one_hot = F.grid_sample(one_hot, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     lesions = F.grid_sample(lesions.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return images, one_hot.argmax(dim=1), lesions[:, 0]  # outside the image all classes are 0 -> background
+    # outside the image all classes are 0 -> background
+    return images, one_hot.argmax(dim=1), lesions[:, 0], ~mirrored
 
 
-def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
-    """Anatomy loss plus lesion loss."""
-    return anatomy_loss(logits[:, :LESION_CHANNEL], targets) + lesion_loss(logits[:, LESION_CHANNEL], lesions)
+def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor,
+                      teaches_anatomy: torch.Tensor) -> torch.Tensor:
+    """Anatomy loss (on the images in `teaches_anatomy`) plus lesion loss (on all)."""
+    loss = lesion_loss(logits[:, LESION_CHANNEL], lesions)
+    if teaches_anatomy.any():
+        loss = loss + anatomy_loss(logits[teaches_anatomy, :LESION_CHANNEL], targets[teaches_anatomy])
+    return loss
 
 
 def lesion_loss(logits: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from radassist.training.lungseg_net import LESION_CHANNEL, LungUNet, WithSoftmax
 
 log = logging.getLogger("radassist.training.lungseg")
 
-MODEL_ID = "anatomy-unet-v2"
+MODEL_ID = "anatomy-unet-v3"
 COMMAND = ".venv/bin/python -m radassist.training.lungseg_train --data /work/shared/data --out models/"
 LICENCES = {
     CXR_SEG: "repository CC BY 4.0; images per labels.csv image_license: CC BY-NC-SA 4.0 (non-commercial), "
@@ -89,9 +89,9 @@ def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray,
     for step in range(first_step, steps + 1):
         net.train()
         chosen = torch.randint(0, len(images), (batch_size,), generator=generator)
-        batch_images, batch_labels, batch_lesions = augment(images[chosen].clone(), labels[chosen],
-                                                            lesion_shares[chosen], generator)
-        loss = segmentation_loss(net(batch_images), batch_labels, batch_lesions)
+        batch_images, batch_labels, batch_lesions, teaches_anatomy = augment(
+            images[chosen].clone(), labels[chosen], lesion_shares[chosen].clone(), generator)
+        loss = segmentation_loss(net(batch_images), batch_labels, batch_lesions, teaches_anatomy)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -226,7 +226,8 @@ patients), split by patient per source with seed {training['seed']}: jsrt (SCR r
 masks; 200 PA films, one per patient), covid_cxr_seg (radiologist right/left lung masks; the 2 images with
 one lung annotated are left out) and covid_qu_ex_sample (lung masks; each image its own patient). The heart
 is learnt from jsrt only: on images of the other sources the background target is "background or heart".
-Lesion targets: {training['lesion_targets']}. Licences are in the card (`training.data`): JSRT/SCR are
+Lesion targets: {training['lesion_targets']}. Augmentation: {training['augmentation']}; {training['steps']}
+steps of {training['batch_size']} images. Licences are in the card (`training.data`): JSRT/SCR are
 research and education only, some covid_cxr_seg images are CC BY-NC-SA.
 
 ## Validation (held-out patients, runtime path, each image at its own size)
@@ -265,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding jsrt/, covid_cxr_seg/ and covid_qu_ex_sample/")
     parser.add_argument("--out", type=Path, required=True, help="where lungseg.onnx/.card.json/.md are written")
     parser.add_argument("--size", type=int, default=256, help="model grid (multiple of 32)")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=2400,
+                        help="training steps; half of the images teach only the lesion output (see "
+                             "lungseg_net.augment), so the anatomy sees as many images as 1200 unmirrored steps")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--validation-fraction", type=float, default=0.2)
@@ -305,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                      "cross-entropy + soft Dice of the lesion output",
         "lesion_targets": "covid_cxr_seg consolidation + ground-glass masks, covid_qu_ex_sample infection "
                           "masks, jsrt nodule discs (recorded centre and diameter); other images: no lesion",
-        "augmentation": "gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, aspect, shift; no flips",
+        "augmentation": ("half of the images mirrored left-right for the lesion output only (the anatomy "
+                         "loss skips them); gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, "
+                         "aspect, shift"),
         "seed": args.seed, "threads": args.threads,
         "command": COMMAND,
         "torch": torch.__version__, "python": platform.python_version(),
