@@ -14,8 +14,10 @@ heart"), and the loss lets the model put heart there.
 
 Lesions (the model's separate `lesion` output, what localisation points at): covid_cxr_seg consolidation ∪
 ground-glass masks, covid_qu_ex_sample infection masks, jsrt nodules as a disc of the recorded diameter
-around the recorded centre. An image without any is a negative (no lesion anywhere). The NIH boxes are
-not trained on: they stay an outside check of the localisation.
+around the recorded centre. An image without any is a negative (no lesion anywhere). More negatives,
+for the lesion output only: nih14 adult films labelled "No Finding" (`find_lesion_negatives`), because
+without them the lesion output covered both lungs of most NIH films, lesion or not. The NIH boxes are not
+trained on, nor any image of a patient with a box: they stay an outside check of the localisation.
 
 Images go through `radassist.io.read_image` and `radassist.imaging.lungs.model_input`, the runtime's
 own reading and preprocessing, so the model never sees pixels the runtime would not produce.
@@ -37,6 +39,7 @@ from radassist.io import read_image
 CXR_SEG = "covid_cxr_seg"
 QU_EX = "covid_qu_ex_sample"
 JSRT = "jsrt"
+NIH = "nih14"
 CXR_SEG_LESIONS = ("consolidation", "ground_glass_opacity")
 MIN_NODULE_RADIUS_PX = 2.0
 UNKNOWN_BACKGROUND = HEART + 1  # training-only target: background or heart (the source has no heart mask)
@@ -112,6 +115,24 @@ def find_cases(data_root: Path) -> list[LungCase]:
             if row["nodule_x"] else None,
         ))
     return cases
+
+
+def find_lesion_negatives(data_root: Path) -> list[Path]:
+    """nih14 films labelled "No Finding" of adults (18 and over) whose patient has no NIH box: images that
+    teach the lesion output "no lesion here" and teach the anatomy nothing (they have no lung masks)."""
+    nih = data_root / NIH
+    with open(nih / "boxes.csv", newline="", encoding="utf-8") as handle:
+        boxed_files = {row["file"] for row in csv.DictReader(handle)}
+    rows = _rows(nih)
+    boxed_patients = {row["patient_id"] for row in rows if row["file"] in boxed_files}
+    return [nih / row["file"] for row in rows
+            if row["labels"] == "No Finding" and row["age"].isdigit() and int(row["age"]) >= 18
+            and row["patient_id"] not in boxed_patients]
+
+
+def load_negative_inputs(images: list[Path], size: int) -> np.ndarray:
+    """Model inputs (N, size, size) float32 of lesion negatives (`find_lesion_negatives`)."""
+    return np.stack([model_input(read_image(path), size)[0] for path in images]).astype(np.float32)
 
 
 def split_by_patient(cases: list[LungCase], validation_fraction: float, seed: int

@@ -8,7 +8,8 @@ names stay those of the lung model it replaces: every host loads it as the "lung
 
 Data: jsrt (SCR right/left lung and heart masks), covid_cxr_seg (radiologist right/left lung masks) and
 covid_qu_ex_sample (lung masks), split by patient (seeded); the validation images are scored through
-the runtime path and listed in the card. A checkpoint every 100 steps (--checkpoint) lets an interrupted
+the runtime path and listed in the card. Every batch adds nih14 "No Finding" adult films that teach the
+lesion output only (lungseg_data.find_lesion_negatives). A checkpoint every 100 steps (--checkpoint) lets an interrupted
 run resume where it stopped, with the same result.
 """
 
@@ -26,13 +27,23 @@ import torch
 
 from radassist.imaging.lungs import HEART, MODEL_LABELS
 from radassist.inference.engine import sha256_of
-from radassist.training.lungseg_data import CXR_SEG, JSRT, QU_EX, find_cases, load_arrays, split_by_patient
+from radassist.training.lungseg_data import (
+    CXR_SEG,
+    JSRT,
+    NIH,
+    QU_EX,
+    find_cases,
+    find_lesion_negatives,
+    load_arrays,
+    load_negative_inputs,
+    split_by_patient,
+)
 from radassist.training.lungseg_evaluate import evaluate
 from radassist.training.lungseg_net import LESION_CHANNEL, LungUNet, WithSoftmax, augment, segmentation_loss
 
 log = logging.getLogger("radassist.training.lungseg")
 
-MODEL_ID = "anatomy-unet-v3"
+MODEL_ID = "anatomy-unet-v4"
 COMMAND = ".venv/bin/python -m radassist.training.lungseg_train --data /work/shared/data --out models/"
 LICENCES = {
     CXR_SEG: "repository CC BY 4.0; images per labels.csv image_license: CC BY-NC-SA 4.0 (non-commercial), "
@@ -41,11 +52,13 @@ LICENCES = {
            "not checked here)",
     JSRT: "JSRT database and SCR masks: the data owners' terms, research and education use only "
           "(neither source repository states a licence; see jsrt/SOURCE.md)",
+    NIH: "NIH ChestX-ray14 (NIH Clinical Center): no restrictions on use, citation of Wang et al., CVPR 2017 "
+         "and acknowledgement of the NIH Clinical Center asked (see nih14/SOURCE.md); lesion negatives only",
 }
 LIMITS = [
     "Trained from scratch on about 240 adult frontal radiographs (digitised 1990s PA films with and without "
-    "a nodule, COVID-19, other pneumonias, ARDS, normal): children, lateral views, rotated or inverted films "
-    "are outside what it has seen.",
+    "a nodule, COVID-19, other pneumonias, ARDS, normal), plus about 410 normal NIH films for the lesion "
+    "output only: children, lateral views, rotated or inverted films are outside what it has seen.",
     "The heart was learnt from the JSRT/SCR masks only (PA films); on AP and supine films, and with large "
     "effusions hiding the heart border, the heart outline is less reliable.",
     "The lung masks follow the visible lung (SCR convention) and stop at the heart and diaphragm borders: "
@@ -60,12 +73,14 @@ LIMITS = [
 ]
 
 
-def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray,
+def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray, negatives: np.ndarray,
           validation: tuple[np.ndarray, np.ndarray, np.ndarray],
-          steps: int, batch_size: int, learning_rate: float, seed: int, checkpoint: Path) -> LungUNet:
+          steps: int, batch_size: int, negatives_per_batch: int, learning_rate: float, seed: int,
+          checkpoint: Path) -> LungUNet:
     """AdamW with a one-cycle schedule for a fixed number of steps (no checkpoint picked on validation,
-    so the validation score stays an honest estimate). Every 100 steps the whole training state goes to
-    `checkpoint`; a run started with the same arguments resumes from it."""
+    so the validation score stays an honest estimate). A batch is `batch_size` annotated images plus
+    `negatives_per_batch` lesion negatives (inputs only: no lesion, no anatomy taught). Every 100 steps
+    the whole training state goes to `checkpoint`; a run started with the same arguments resumes from it."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     net = LungUNet()
@@ -82,16 +97,19 @@ def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray,
         torch.set_rng_state(state["torch_rng"])
         first_step = state["step"] + 1
         log.info("resuming from %s at step %d", checkpoint, first_step)
-    images = torch.from_numpy(inputs).unsqueeze(1)
-    labels = torch.from_numpy(targets).long()
-    lesion_shares = torch.from_numpy(lesions)
+    nothing = np.zeros((len(negatives), *targets.shape[1:]), dtype=np.float32)  # no lesion; anatomy not taught
+    images = torch.from_numpy(np.concatenate([inputs, negatives])).unsqueeze(1)
+    labels = torch.from_numpy(np.concatenate([targets, nothing.astype(targets.dtype)])).long()
+    lesion_shares = torch.from_numpy(np.concatenate([lesions, nothing]))
+    annotated = torch.arange(len(images)) < len(inputs)
     start = time.perf_counter()
     for step in range(first_step, steps + 1):
         net.train()
-        chosen = torch.randint(0, len(images), (batch_size,), generator=generator)
-        batch_images, batch_labels, batch_lesions, teaches_anatomy = augment(
+        chosen = torch.cat([torch.randint(0, len(inputs), (batch_size,), generator=generator),
+                            len(inputs) + torch.randint(0, len(negatives), (negatives_per_batch,), generator=generator)])
+        batch_images, batch_labels, batch_lesions, unmirrored = augment(
             images[chosen].clone(), labels[chosen], lesion_shares[chosen].clone(), generator)
-        loss = segmentation_loss(net(batch_images), batch_labels, batch_lesions, teaches_anatomy)
+        loss = segmentation_loss(net(batch_images), batch_labels, batch_lesions, unmirrored & annotated[chosen])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -263,13 +281,15 @@ rewrite its card metrics and this note:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True,
-                        help="folder holding jsrt/, covid_cxr_seg/ and covid_qu_ex_sample/")
+                        help="folder holding jsrt/, covid_cxr_seg/, covid_qu_ex_sample/ and nih14/")
     parser.add_argument("--out", type=Path, required=True, help="where lungseg.onnx/.card.json/.md are written")
     parser.add_argument("--size", type=int, default=256, help="model grid (multiple of 32)")
     parser.add_argument("--steps", type=int, default=2400,
                         help="training steps; half of the images teach only the lesion output (see "
                              "lungseg_net.augment), so the anatomy sees as many images as 1200 unmirrored steps")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--negatives-per-batch", type=int, default=4,
+                        help="nih14 'No Finding' adult films added to each batch as lesion negatives")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=20240611)
@@ -286,10 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     cases = find_cases(args.data)
     train_cases, validation_cases = split_by_patient(cases, args.validation_fraction, args.seed)
     log.info("%d training / %d validation images", len(train_cases), len(validation_cases))
+    negative_images = find_lesion_negatives(args.data)
+    log.info("%d lesion negatives (nih14 adult 'No Finding', patients without a box)", len(negative_images))
     train_arrays = load_arrays(train_cases, args.size)
     validation_arrays = load_arrays(validation_cases, args.size)
-    net = train(*train_arrays, validation_arrays, args.steps, args.batch_size, args.learning_rate, args.seed,
-                args.checkpoint)
+    net = train(*train_arrays, load_negative_inputs(negative_images, args.size), validation_arrays, args.steps,
+                args.batch_size, args.negatives_per_batch, args.learning_rate, args.seed, args.checkpoint)
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "lungseg.onnx"
@@ -298,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     training = {
         "data": [{"name": source, "licence": licence} for source, licence in LICENCES.items()],
         "n_train": len(train_cases),
+        "n_lesion_negatives": len(negative_images),
+        "negatives_per_batch": args.negatives_per_batch,
         "split": f"by patient, {args.validation_fraction:.0%} of each source's patients to validation",
         "validation_images": [case.name for case in validation_cases],
         "architecture": {"name": "LungUNet", "channels": list(net.channels)},
@@ -307,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                      "without heart masks the background target is 'background or heart') + binary "
                      "cross-entropy + soft Dice of the lesion output",
         "lesion_targets": "covid_cxr_seg consolidation + ground-glass masks, covid_qu_ex_sample infection "
-                          "masks, jsrt nodule discs (recorded centre and diameter); other images: no lesion",
+                          "masks, jsrt nodule discs (recorded centre and diameter); other images, and nih14 "
+                          "adult 'No Finding' films of patients without an NIH box (lesion output only): "
+                          "no lesion",
         "augmentation": ("half of the images mirrored left-right for the lesion output only (the anatomy "
                          "loss skips them); gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, "
                          "aspect, shift"),
