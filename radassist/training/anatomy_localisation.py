@@ -29,7 +29,6 @@ Saliency methods compared (all restricted to the lung envelope, as the read does
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, nearest_side, segment
 from radassist.imaging.preprocess import preprocess
 from radassist.inference.engine import load_model
 from radassist.io import read_image
-from radassist.training.lungseg_data import CXR_SEG_LESIONS, nodule_disc
+from radassist.training.lungseg_data import CXR_SEG_LESIONS, csv_rows, nodule_disc
 from radassist.training.lungseg_evaluate import bootstrap_mean_ci
 
 POINTING_RADIUS_AT_512 = 15.0
@@ -76,11 +75,6 @@ class LesionReference:
         return f"{self.source}/{self.image.name}"
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def _mask_union(paths: list[Path]) -> Callable[[tuple[int, int]], np.ndarray]:
     def region(shape: tuple[int, int]) -> np.ndarray:
         masks = [np.asarray(Image.open(path).convert("L")) > 127 for path in paths]
@@ -104,7 +98,7 @@ def _disc(x: float, y: float, diameter: float) -> Callable[[tuple[int, int]], np
 def find_references(data_root: Path) -> list[LesionReference]:
     references: list[LesionReference] = []
     seg = data_root / "covid_cxr_seg"
-    for row in _rows(seg / "labels.csv"):
+    for row in csv_rows(seg / "labels.csv"):
         stem = Path(row["file"]).name
         paths = [seg / "masks_by_class" / kind / stem for kind in CXR_SEG_LESIONS]
         paths = [path for path in paths if path.exists()]
@@ -112,16 +106,16 @@ def find_references(data_root: Path) -> list[LesionReference]:
             references.append(LesionReference("covid_cxr_seg", seg / row["file"], f"covid_cxr_seg:{row['patient_id']}",
                                               "opacity", _mask_union(paths)))
     nih = data_root / "nih14"
-    patients = {row["file"]: row["patient_id"] for row in _rows(nih / "labels.csv")}
+    patients = {row["file"]: row["patient_id"] for row in csv_rows(nih / "labels.csv")}
     boxes: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
-    for row in _rows(nih / "boxes.csv"):
+    for row in csv_rows(nih / "boxes.csv"):
         if row["label"] in NIH_FINDINGS:
             boxes.setdefault((row["file"], NIH_FINDINGS[row["label"]]), []).append(
                 tuple(float(row[key]) for key in ("x", "y", "w", "h")))  # type: ignore[arg-type]
     for (file, finding), drawn in boxes.items():
         references.append(LesionReference("nih14", nih / file, f"nih14:{patients[file]}", finding, _boxes(drawn)))
     jsrt = data_root / "jsrt"
-    for row in _rows(jsrt / "labels.csv"):
+    for row in csv_rows(jsrt / "labels.csv"):
         if row["nodule_x"]:
             references.append(LesionReference("jsrt", jsrt / row["file"], f"jsrt:{row['patient_id']}", "nodule",
                                               _disc(float(row["nodule_x"]), float(row["nodule_y"]),

@@ -65,8 +65,9 @@ class LungCase:
         return f"{self.source}/{self.image.name}"
 
 
-def _rows(folder: Path) -> list[dict[str, str]]:
-    with open(folder / "labels.csv", newline="", encoding="utf-8") as handle:
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a source's CSV file (labels.csv, boxes.csv) as dicts."""
+    with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -74,7 +75,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
     """Every usable image of covid_cxr_seg (both lungs annotated), covid_qu_ex_sample and jsrt."""
     cases: list[LungCase] = []
     seg = data_root / CXR_SEG
-    for row in _rows(seg):
+    for row in csv_rows(seg / "labels.csv"):
         if row["has_lung_mask"] != "1":  # one lung only annotated: the other would teach "background"
             continue
         stem = Path(row["file"]).name
@@ -89,7 +90,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
             lesion_masks=tuple(path for path in lesions if path.exists()),
         ))
     qu_ex = data_root / QU_EX
-    for row in _rows(qu_ex):
+    for row in csv_rows(qu_ex / "labels.csv"):
         stem = Path(row["file"]).name
         cases.append(LungCase(
             source=QU_EX,
@@ -101,7 +102,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
             lesion_masks=(qu_ex / "masks_infection" / stem,),
         ))
     jsrt = data_root / JSRT
-    for row in _rows(jsrt):
+    for row in csv_rows(jsrt / "labels.csv"):
         stem = Path(row["file"]).name
         cases.append(LungCase(
             source=JSRT,
@@ -121,9 +122,8 @@ def find_lesion_negatives(data_root: Path) -> list[Path]:
     """nih14 films labelled "No Finding" of adults (18 and over) whose patient has no NIH box: images that
     teach the lesion output "no lesion here" and teach the anatomy nothing (they have no lung masks)."""
     nih = data_root / NIH
-    with open(nih / "boxes.csv", newline="", encoding="utf-8") as handle:
-        boxed_files = {row["file"] for row in csv.DictReader(handle)}
-    rows = _rows(nih)
+    boxed_files = {row["file"] for row in csv_rows(nih / "boxes.csv")}
+    rows = csv_rows(nih / "labels.csv")
     boxed_patients = {row["patient_id"] for row in rows if row["file"] in boxed_files}
     return [nih / row["file"] for row in rows
             if row["labels"] == "No Finding" and row["age"].isdigit() and int(row["age"]) >= 18

@@ -9,8 +9,8 @@ names stay those of the lung model it replaces: every host loads it as the "lung
 Data: jsrt (SCR right/left lung and heart masks), covid_cxr_seg (radiologist right/left lung masks) and
 covid_qu_ex_sample (lung masks), split by patient (seeded); the validation images are scored through
 the runtime path and listed in the card. Every batch adds nih14 "No Finding" adult films that teach the
-lesion output only (lungseg_data.find_lesion_negatives). A checkpoint every 100 steps (--checkpoint) lets an interrupted
-run resume where it stopped, with the same result.
+lesion output only (lungseg_data.find_lesion_negatives). A checkpoint every 100 steps (--checkpoint) lets
+an interrupted run resume where it stopped, with the same result.
 """
 
 from __future__ import annotations
