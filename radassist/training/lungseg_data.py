@@ -19,9 +19,8 @@ for the lesion output only: nih14 adult films labelled "No Finding" (`find_lesio
 without them the lesion output covered both lungs of most NIH films, lesion or not. The NIH boxes are not
 trained on, nor any image of a patient with a box: they stay an outside check of the localisation.
 Zone scores, for the lesion output only: covid_ieee8023 films with a Brixia score (six lung zones, each
-0-3, `find_zone_scored_films`) say which lung zones of a sick film (many AP and supine) are clear: the
-lesion output learns that those hold no lesion (`lungseg_net.zone_loss`), on films where a normal-film
-negative cannot teach it (disease elsewhere on the same film).
+0-3, `find_zone_scored_films`) say which lung zones are clear and which hold disease, on sick films of
+another domain (many AP and supine); see `lungseg_net.zone_loss`.
 
 Images go through `radassist.io.read_image` and `radassist.imaging.lungs.model_input`, the runtime's
 own reading and preprocessing, so the model never sees pixels the runtime would not produce.

@@ -20,9 +20,12 @@ from radassist.training.lungseg_data import UNKNOWN_BACKGROUND
 CLASSES = len(MODEL_LABELS)  # background, right lung, left lung, heart (UNKNOWN_BACKGROUND == CLASSES)
 LESION_CHANNEL = CLASSES  # one more logit: lesion (sigmoid, independent of the anatomy softmax)
 MIRRORED_SHARE = 0.5  # share of training images mirrored left-right for the lesion output (see `augment`)
-# Zone supervision (`zone_loss`): the band of lung height left out on each side of an inner zone border, as
-# the Brixia borders are anatomical (aortic arch, inferior pulmonary vein) and thirds only approximate them.
+# Zone supervision (`zone_loss`): a zone scored 0 is clear; 2 or 3 (alveolar component) holds lesion; 1
+# (interstitial only) teaches nothing. The band of lung height left out on each side of an inner zone
+# border: the Brixia borders are anatomical (aortic arch, inferior pulmonary vein), thirds approximate them.
+ZONE_AFFECTED = 2
 ZONE_BORDER_BAND = 0.05
+ZONE_TOP_SHARE = 0.1  # an affected zone: its most lesion-like 10 % of pixels should be lesion
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -215,12 +218,17 @@ def lung_zones(anatomy_logits: torch.Tensor) -> torch.Tensor:
 
 def zone_loss(lesion_logits: torch.Tensor, zones: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     """Weak lesion supervision from zone scores: lesion logits (N, S, S), zone masks (N, 6, S, S) from
-    `lung_zones`, scores (N, 6) as seen (`zones_as_seen`). Each clear zone (scored 0) pulls the lesion
-    output towards "no lesion" over its pixels (binary cross-entropy, mean over the clear zones). A zone
-    with disease teaches nothing: where in the zone the disease lies is not known. (A term asking for
-    lesion in an affected zone's most lesion-like 10 % made the output hazier over both lungs and named a
-    side less often; it was dropped, models/lungseg.md.)"""
-    terms = [F.binary_cross_entropy_with_logits(inside, torch.zeros_like(inside))
-             for image, zone in zip(*torch.nonzero(scores == 0, as_tuple=True), strict=True)
-             if len(inside := lesion_logits[image][zones[image, zone]])]
+    `lung_zones`, scores (N, 6) as seen (`zones_as_seen`). A clear zone (0): binary cross-entropy towards
+    "no lesion" over its pixels; an affected zone (>= ZONE_AFFECTED): towards "lesion" over its
+    ZONE_TOP_SHARE most lesion-like pixels (where in the zone is not known); mean over the zones used."""
+    terms = []
+    for image, zone in zip(*torch.nonzero((scores == 0) | (scores >= ZONE_AFFECTED), as_tuple=True), strict=True):
+        inside = lesion_logits[image][zones[image, zone]]
+        if len(inside) == 0:
+            continue
+        if scores[image, zone] == 0:
+            terms.append(F.binary_cross_entropy_with_logits(inside, torch.zeros_like(inside)))
+        else:
+            top = inside.topk(max(1, int(ZONE_TOP_SHARE * len(inside)))).values
+            terms.append(F.binary_cross_entropy_with_logits(top, torch.ones_like(top)))
     return torch.stack(terms).mean() if terms else lesion_logits.new_zeros(())

@@ -378,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                           "masks, jsrt nodule discs (recorded centre and diameter); other images, and nih14 "
                           "adult 'No Finding' films of patients without an NIH box (lesion output only): "
                           "no lesion; covid_ieee8023 films with a Brixia score (lesion output only, from "
-                          f"{ZONE_START:.0%} of the steps on): no lesion in a zone scored 0 (zones: thirds of "
-                          "each lung the network segments), zones with disease teach nothing",
+                          f"{ZONE_START:.0%} of the steps on): a zone scored 0 holds no lesion, a zone scored 2-3 "
+                          "holds lesion in its most lesion-like 10 % (zones: thirds of each lung the network "
+                          "segments)",
         "augmentation": ("half of the images mirrored left-right for the lesion output only (the anatomy "
                          "loss skips them); gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, "
                          "aspect, shift"),
