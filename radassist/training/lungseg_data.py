@@ -18,9 +18,6 @@ around the recorded centre. An image without any is a negative (no lesion anywhe
 for the lesion output only: nih14 adult films labelled "No Finding" (`find_lesion_negatives`), because
 without them the lesion output covered both lungs of most NIH films, lesion or not. The NIH boxes are not
 trained on, nor any image of a patient with a box: they stay an outside check of the localisation.
-Zone scores, for the lesion output only: covid_ieee8023 films with a Brixia score (six lung zones, each
-0-3, `find_zone_scored_films`) say which lung zones are clear and which hold disease, on sick films of
-another domain (many AP and supine); see `lungseg_net.zone_loss`.
 
 Images go through `radassist.io.read_image` and `radassist.imaging.lungs.model_input`, the runtime's
 own reading and preprocessing, so the model never sees pixels the runtime would not produce.
@@ -43,7 +40,6 @@ CXR_SEG = "covid_cxr_seg"
 QU_EX = "covid_qu_ex_sample"
 JSRT = "jsrt"
 NIH = "nih14"
-IEEE8023 = "covid_ieee8023"
 CXR_SEG_LESIONS = ("consolidation", "ground_glass_opacity")
 MIN_NODULE_RADIUS_PX = 2.0
 UNKNOWN_BACKGROUND = HEART + 1  # training-only target: background or heart (the source has no heart mask)
@@ -137,34 +133,6 @@ def find_lesion_negatives(data_root: Path) -> list[Path]:
 def load_negative_inputs(images: list[Path], size: int) -> np.ndarray:
     """Model inputs (N, size, size) float32 of lesion negatives (`find_lesion_negatives`)."""
     return np.stack([model_input(read_image(path), size)[0] for path in images]).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class ZoneScoredFilm:
-    """A film with a Brixia score: `zones` in Brixia order A-F = right upper, middle, lower, then left upper,
-    middle, lower (the patient's sides), each 0 (clear) to 3 (alveolar predominant)."""
-
-    image: Path
-    patient: str
-    zones: tuple[int, int, int, int, int, int]
-
-
-def find_zone_scored_films(data_root: Path) -> list[ZoneScoredFilm]:
-    """covid_ieee8023 films whose labels.csv row has a Brixia score (`brixia_score`: six zones, then the sum)."""
-    folder = data_root / IEEE8023
-    films = []
-    for row in csv_rows(folder / "labels.csv"):
-        if row["brixia_score"]:
-            zones = tuple(int(value) for value in row["brixia_score"].split(",")[:6])
-            films.append(ZoneScoredFilm(folder / row["file"], f"{IEEE8023}:{row['patient_id']}",
-                                        zones))  # type: ignore[arg-type]
-    return films
-
-
-def load_zone_scored_inputs(films: list[ZoneScoredFilm], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (N, size, size) float32 and zone scores (N, 6) int64 of `find_zone_scored_films`."""
-    inputs = np.stack([model_input(read_image(film.image), size)[0] for film in films]).astype(np.float32)
-    return inputs, np.array([film.zones for film in films], dtype=np.int64)
 
 
 def split_by_patient(cases: list[LungCase], validation_fraction: float, seed: int

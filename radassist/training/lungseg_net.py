@@ -14,18 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radassist.imaging.lungs import HEART, LEFT_LUNG, MODEL_LABELS, RIGHT_LUNG
+from radassist.imaging.lungs import HEART, MODEL_LABELS
 from radassist.training.lungseg_data import UNKNOWN_BACKGROUND
 
 CLASSES = len(MODEL_LABELS)  # background, right lung, left lung, heart (UNKNOWN_BACKGROUND == CLASSES)
 LESION_CHANNEL = CLASSES  # one more logit: lesion (sigmoid, independent of the anatomy softmax)
 MIRRORED_SHARE = 0.5  # share of training images mirrored left-right for the lesion output (see `augment`)
-# Zone supervision (`zone_loss`): a zone scored 0 is clear; 2 or 3 (alveolar component) holds lesion; 1
-# (interstitial only) teaches nothing. The band of lung height left out on each side of an inner zone
-# border: the Brixia borders are anatomical (aortic arch, inferior pulmonary vein), thirds approximate them.
-ZONE_AFFECTED = 2
-ZONE_BORDER_BAND = 0.05
-ZONE_TOP_SHARE = 0.1  # an affected zone: its most lesion-like 10 % of pixels should be lesion
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -135,13 +129,9 @@ def augment(images: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor, 
 
 
 def segmentation_loss(logits: torch.Tensor, targets: torch.Tensor, lesions: torch.Tensor,
-                      teaches_anatomy: torch.Tensor, teaches_lesion: torch.Tensor | None = None) -> torch.Tensor:
-    """Anatomy loss (on the images in `teaches_anatomy`) plus lesion loss (on the images in `teaches_lesion`,
-    all by default: a zone-scored film has no lesion mask, `zone_loss` teaches it)."""
-    if teaches_lesion is None:
-        teaches_lesion = torch.ones(len(logits), dtype=torch.bool)
-    loss = lesion_loss(logits[teaches_lesion, LESION_CHANNEL], lesions[teaches_lesion]) if teaches_lesion.any() \
-        else logits.new_zeros(())
+                      teaches_anatomy: torch.Tensor) -> torch.Tensor:
+    """Anatomy loss (on the images in `teaches_anatomy`) plus lesion loss (on all)."""
+    loss = lesion_loss(logits[:, LESION_CHANNEL], lesions)
     if teaches_anatomy.any():
         loss = loss + anatomy_loss(logits[teaches_anatomy, :LESION_CHANNEL], targets[teaches_anatomy])
     return loss
@@ -180,55 +170,3 @@ def anatomy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if heart_annotated.any():
         return cross_entropy + (1.0 - 0.5 * (lung_dice + dice[heart_annotated, HEART - 1].mean()))
     return cross_entropy + (1.0 - lung_dice)
-
-
-def zones_as_seen(zones: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
-    """Zone scores (N, 6) in Brixia order (patient's right upper/middle/lower, then left) -> the order of
-    the lungs the model labels right/left on the image it sees: on a mirrored film the lung it labels
-    right (the image's left) is the patient's left lung."""
-    swapped = torch.cat([zones[:, 3:], zones[:, :3]], dim=1)
-    return torch.where(mirrored.view(-1, 1), swapped, zones)
-
-
-@torch.no_grad()
-def lung_zones(anatomy_logits: torch.Tensor) -> torch.Tensor:
-    """(N, CLASSES, S, S) anatomy logits -> (N, 6, S, S) bool zone masks in Brixia order: each lung the
-    network sees (P(right) + P(left) > 0.5, the more probable side) split into upper, middle and lower
-    thirds of its height, without a band of ZONE_BORDER_BAND of the height on each side of an inner
-    border. The network's own anatomy, so the zones follow the film as augmented."""
-    probabilities = torch.softmax(anatomy_logits, dim=1)
-    lung = probabilities[:, RIGHT_LUNG] + probabilities[:, LEFT_LUNG] > 0.5
-    right = probabilities[:, RIGHT_LUNG] > probabilities[:, LEFT_LUNG]
-    count, size = len(anatomy_logits), anatomy_logits.shape[-1]
-    rows = torch.arange(size, dtype=torch.float32).view(1, size, 1)
-    zones = torch.zeros(count, 6, size, size, dtype=torch.bool)
-    for first, side in ((0, lung & right), (3, lung & ~right)):
-        present = side.any(dim=2)  # (N, S): rows holding this lung
-        has_rows = present.any(dim=1)
-        top = torch.where(has_rows, present.float().argmax(dim=1), 0).float()
-        bottom = torch.where(has_rows, size - 1 - present.flip(1).float().argmax(dim=1), 0).float()
-        height = (bottom - top + 1).view(-1, 1, 1)
-        position = (rows - top.view(-1, 1, 1)) / height  # 0 at the lung's top row, 1 below its bottom row
-        for third in range(3):
-            low = third / 3 + (ZONE_BORDER_BAND if third else 0.0)
-            high = (third + 1) / 3 - (ZONE_BORDER_BAND if third < 2 else 0.0)
-            zones[:, first + third] = side & (position >= low) & (position < high) & has_rows.view(-1, 1, 1)
-    return zones
-
-
-def zone_loss(lesion_logits: torch.Tensor, zones: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Weak lesion supervision from zone scores: lesion logits (N, S, S), zone masks (N, 6, S, S) from
-    `lung_zones`, scores (N, 6) as seen (`zones_as_seen`). A clear zone (0): binary cross-entropy towards
-    "no lesion" over its pixels; an affected zone (>= ZONE_AFFECTED): towards "lesion" over its
-    ZONE_TOP_SHARE most lesion-like pixels (where in the zone is not known); mean over the zones used."""
-    terms = []
-    for image, zone in zip(*torch.nonzero((scores == 0) | (scores >= ZONE_AFFECTED), as_tuple=True), strict=True):
-        inside = lesion_logits[image][zones[image, zone]]
-        if len(inside) == 0:
-            continue
-        if scores[image, zone] == 0:
-            terms.append(F.binary_cross_entropy_with_logits(inside, torch.zeros_like(inside)))
-        else:
-            top = inside.topk(max(1, int(ZONE_TOP_SHARE * len(inside)))).values
-            terms.append(F.binary_cross_entropy_with_logits(top, torch.ones_like(top)))
-    return torch.stack(terms).mean() if terms else lesion_logits.new_zeros(())

@@ -9,9 +9,7 @@ names stay those of the lung model it replaces: every host loads it as the "lung
 Data: jsrt (SCR right/left lung and heart masks), covid_cxr_seg (radiologist right/left lung masks) and
 covid_qu_ex_sample (lung masks), split by patient (seeded); the validation images are scored through
 the runtime path and listed in the card. Every batch adds nih14 "No Finding" adult films that teach the
-lesion output only (lungseg_data.find_lesion_negatives); from ZONE_START of the steps on, also
-covid_ieee8023 films with Brixia zone scores (lungseg_data.find_zone_scored_films, lungseg_net.zone_loss),
-once the anatomy the zones are cut from has been learnt. A checkpoint every 100 steps (--checkpoint) lets
+lesion output only (lungseg_data.find_lesion_negatives). A checkpoint every 100 steps (--checkpoint) lets
 an interrupted run resume where it stopped, with the same result.
 """
 
@@ -31,34 +29,21 @@ from radassist.imaging.lungs import HEART, MODEL_LABELS
 from radassist.inference.engine import sha256_of
 from radassist.training.lungseg_data import (
     CXR_SEG,
-    IEEE8023,
     JSRT,
     NIH,
     QU_EX,
     find_cases,
     find_lesion_negatives,
-    find_zone_scored_films,
     load_arrays,
     load_negative_inputs,
-    load_zone_scored_inputs,
     split_by_patient,
 )
 from radassist.training.lungseg_evaluate import evaluate
-from radassist.training.lungseg_net import (
-    LESION_CHANNEL,
-    LungUNet,
-    WithSoftmax,
-    augment,
-    lung_zones,
-    segmentation_loss,
-    zone_loss,
-    zones_as_seen,
-)
+from radassist.training.lungseg_net import LESION_CHANNEL, LungUNet, WithSoftmax, augment, segmentation_loss
 
 log = logging.getLogger("radassist.training.lungseg")
 
-MODEL_ID = "anatomy-unet-v5"
-ZONE_START = 0.25  # share of the steps before zone-scored films join the batches
+MODEL_ID = "anatomy-unet-v4"
 COMMAND = ".venv/bin/python -m radassist.training.lungseg_train --data /work/shared/data --out models/"
 LICENCES = {
     CXR_SEG: "repository CC BY 4.0; images per labels.csv image_license: CC BY-NC-SA 4.0 (non-commercial), "
@@ -69,14 +54,11 @@ LICENCES = {
           "(neither source repository states a licence; see jsrt/SOURCE.md)",
     NIH: "NIH ChestX-ray14 (NIH Clinical Center): no restrictions on use, citation of Wang et al., CVPR 2017 "
          "and acknowledgement of the NIH Clinical Center asked (see nih14/SOURCE.md); lesion negatives only",
-    IEEE8023: "COVID-19 Image Data Collection (Cohen et al.), research use only; per image (labels.csv "
-              "image_license): CC BY-NC-SA, CC BY-NC-ND, not stated; Brixia scores from BrixIA (see "
-              "covid_ieee8023/SOURCE.md); zone-scored films for the lesion output only",
 }
 LIMITS = [
     "Trained from scratch on about 240 adult frontal radiographs (digitised 1990s PA films with and without "
-    "a nodule, COVID-19, other pneumonias, ARDS, normal), plus about 410 normal NIH films and 79 COVID-19 "
-    "films scored by lung zone for the lesion output only: children, lateral views, rotated or inverted films are outside what it has seen.",
+    "a nodule, COVID-19, other pneumonias, ARDS, normal), plus about 410 normal NIH films for the lesion "
+    "output only: children, lateral views, rotated or inverted films are outside what it has seen.",
     "The heart was learnt from the JSRT/SCR masks only (PA films); on AP and supine films, and with large "
     "effusions hiding the heart border, the heart outline is less reliable.",
     "The lung masks follow the visible lung (SCR convention) and stop at the heart and diaphragm borders: "
@@ -94,14 +76,11 @@ LIMITS = [
 def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray, negatives: np.ndarray,
           validation: tuple[np.ndarray, np.ndarray, np.ndarray],
           steps: int, batch_size: int, negatives_per_batch: int, learning_rate: float, seed: int,
-          checkpoint: Path, zone_scored: tuple[np.ndarray, np.ndarray] | None = None,
-          zone_films_per_batch: int = 0) -> LungUNet:
+          checkpoint: Path) -> LungUNet:
     """AdamW with a one-cycle schedule for a fixed number of steps (no checkpoint picked on validation,
     so the validation score stays an honest estimate). A batch is `batch_size` annotated images plus
-    `negatives_per_batch` lesion negatives (inputs only: no lesion, no anatomy taught), and from
-    ZONE_START of the steps on `zone_films_per_batch` zone-scored films (`zone_scored`: inputs and
-    Brixia scores; they teach the lesion output through `zone_loss` only). Every 100 steps the whole
-    training state goes to `checkpoint`; a run started with the same arguments resumes from it."""
+    `negatives_per_batch` lesion negatives (inputs only: no lesion, no anatomy taught). Every 100 steps
+    the whole training state goes to `checkpoint`; a run started with the same arguments resumes from it."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     net = LungUNet()
@@ -118,34 +97,19 @@ def train(inputs: np.ndarray, targets: np.ndarray, lesions: np.ndarray, negative
         torch.set_rng_state(state["torch_rng"])
         first_step = state["step"] + 1
         log.info("resuming from %s at step %d", checkpoint, first_step)
-    zone_inputs, zone_scores = zone_scored if zone_scored is not None else (inputs[:0], np.zeros((0, 6), np.int64))
-    unannotated = np.concatenate([negatives, zone_inputs])
-    nothing = np.zeros((len(unannotated), *targets.shape[1:]), dtype=np.float32)  # no mask: lesion, anatomy
-    images = torch.from_numpy(np.concatenate([inputs, unannotated])).unsqueeze(1)
+    nothing = np.zeros((len(negatives), *targets.shape[1:]), dtype=np.float32)  # no lesion; anatomy not taught
+    images = torch.from_numpy(np.concatenate([inputs, negatives])).unsqueeze(1)
     labels = torch.from_numpy(np.concatenate([targets, nothing.astype(targets.dtype)])).long()
     lesion_shares = torch.from_numpy(np.concatenate([lesions, nothing]))
     annotated = torch.arange(len(images)) < len(inputs)
-    first_zone_film = len(inputs) + len(negatives)
-    scores = torch.from_numpy(zone_scores)
     start = time.perf_counter()
     for step in range(first_step, steps + 1):
         net.train()
-        zone_films = zone_films_per_batch if len(zone_inputs) and step > ZONE_START * steps else 0
         chosen = torch.cat([torch.randint(0, len(inputs), (batch_size,), generator=generator),
-                            len(inputs) + torch.randint(0, len(negatives), (negatives_per_batch,), generator=generator),
-                            first_zone_film + torch.randint(0, max(1, len(zone_inputs)), (zone_films,),
-                                                            generator=generator)])
+                            len(inputs) + torch.randint(0, len(negatives), (negatives_per_batch,), generator=generator)])
         batch_images, batch_labels, batch_lesions, unmirrored = augment(
             images[chosen].clone(), labels[chosen], lesion_shares[chosen].clone(), generator)
-        logits = net(batch_images)
-        zone_scored_film = chosen >= first_zone_film
-        loss = segmentation_loss(logits, batch_labels, batch_lesions, unmirrored & annotated[chosen],
-                                 ~zone_scored_film)
-        if zone_scored_film.any():
-            zone_logits = logits[zone_scored_film]
-            loss = loss + zone_loss(zone_logits[:, LESION_CHANNEL], lung_zones(zone_logits[:, :LESION_CHANNEL]),
-                                    zones_as_seen(scores[chosen[zone_scored_film] - first_zone_film],
-                                                  ~unmirrored[zone_scored_film]))
+        loss = segmentation_loss(net(batch_images), batch_labels, batch_lesions, unmirrored & annotated[chosen])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -326,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--negatives-per-batch", type=int, default=4,
                         help="nih14 'No Finding' adult films added to each batch as lesion negatives")
-    parser.add_argument("--zone-films-per-batch", type=int, default=2,
-                        help="covid_ieee8023 Brixia-scored films added to each batch from ZONE_START of the steps on")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=20240611)
@@ -346,13 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d training / %d validation images", len(train_cases), len(validation_cases))
     negative_images = find_lesion_negatives(args.data)
     log.info("%d lesion negatives (nih14 adult 'No Finding', patients without a box)", len(negative_images))
-    zone_scored_films = find_zone_scored_films(args.data)
-    log.info("%d zone-scored films (covid_ieee8023 with a Brixia score)", len(zone_scored_films))
     train_arrays = load_arrays(train_cases, args.size)
     validation_arrays = load_arrays(validation_cases, args.size)
     net = train(*train_arrays, load_negative_inputs(negative_images, args.size), validation_arrays, args.steps,
-                args.batch_size, args.negatives_per_batch, args.learning_rate, args.seed, args.checkpoint,
-                load_zone_scored_inputs(zone_scored_films, args.size), args.zone_films_per_batch)
+                args.batch_size, args.negatives_per_batch, args.learning_rate, args.seed, args.checkpoint)
 
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "lungseg.onnx"
@@ -363,8 +322,6 @@ def main(argv: list[str] | None = None) -> int:
         "n_train": len(train_cases),
         "n_lesion_negatives": len(negative_images),
         "negatives_per_batch": args.negatives_per_batch,
-        "n_zone_scored_films": len(zone_scored_films),
-        "zone_films_per_batch": args.zone_films_per_batch, "zone_start": ZONE_START,
         "split": f"by patient, {args.validation_fraction:.0%} of each source's patients to validation",
         "validation_images": [case.name for case in validation_cases],
         "architecture": {"name": "LungUNet", "channels": list(net.channels)},
@@ -372,15 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "optimiser": "AdamW, one-cycle schedule, cross-entropy + soft Dice of lungs and heart (on sources "
                      "without heart masks the background target is 'background or heart') + binary "
-                     "cross-entropy + soft Dice of the lesion output + zone loss (lungseg_net.zone_loss) of the "
-                     "zone-scored films",
+                     "cross-entropy + soft Dice of the lesion output",
         "lesion_targets": "covid_cxr_seg consolidation + ground-glass masks, covid_qu_ex_sample infection "
                           "masks, jsrt nodule discs (recorded centre and diameter); other images, and nih14 "
                           "adult 'No Finding' films of patients without an NIH box (lesion output only): "
-                          "no lesion; covid_ieee8023 films with a Brixia score (lesion output only, from "
-                          f"{ZONE_START:.0%} of the steps on): a zone scored 0 holds no lesion, a zone scored 2-3 "
-                          "holds lesion in its most lesion-like 10 % (zones: thirds of each lung the network "
-                          "segments)",
+                          "no lesion",
         "augmentation": ("half of the images mirrored left-right for the lesion output only (the anatomy "
                          "loss skips them); gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, "
                          "aspect, shift"),
