@@ -1,6 +1,8 @@
 """Score the anatomy model the way it will be used: the runtime path (read_image -> ONNX -> post-processing)
-at each image's own size: Dice of the binary lung mask (right ∪ left) against the annotated lungs, and
-Dice of the heart on the images with a heart mask (jsrt).
+at each image's own size: Dice of the binary lung mask (right ∪ left) against the annotated lungs, Dice
+of each side (right lung, left lung) where the sides are annotated, and Dice of the heart on the images
+with a heart mask (jsrt). The side Dice is the one that sees laterality: a piece of the left lung labelled
+right costs the union Dice nothing.
 
 Run alone:  .venv/bin/python -m radassist.training.lungseg_evaluate --card models/lungseg.card.json
             --data /work/shared/data   (scores the card's recorded validation images)
@@ -53,6 +55,11 @@ def truth_labels(case: LungCase) -> np.ndarray:
     return labels
 
 
+def side_dice(labels: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the right-lung and the left-lung Dice of two label images (0 / RIGHT_LUNG / LEFT_LUNG)."""
+    return (dice(labels == RIGHT_LUNG, truth == RIGHT_LUNG) + dice(labels == LEFT_LUNG, truth == LEFT_LUNG)) / 2
+
+
 def _summary(per_image: dict[str, float], cases: list[LungCase], seed: int) -> dict:
     values = list(per_image.values())
     patients = {case.name: case.patient for case in cases}
@@ -63,10 +70,11 @@ def _summary(per_image: dict[str, float], cases: list[LungCase], seed: int) -> d
 
 
 def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
-    """Per-image lung and heart Dice, their means with bootstrap CIs over patients, per-source means and
-    the per-image runtime."""
+    """Per-image lung, side and heart Dice, their means with bootstrap CIs over patients, per-source means
+    and the per-image runtime."""
     segment_lungs(read_image(cases[0].image), str(card_path))  # build the session outside the timing
     lungs: dict[str, float] = {}
+    sides: dict[str, float] = {}
     heart: dict[str, float] = {}
     ctr_error: dict[str, float] = {}
     ctr_pairs: dict[str, tuple[float, float]] = {}
@@ -77,6 +85,8 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         fields = segment_lungs(image, str(card_path))
         milliseconds.append(1000.0 * (time.perf_counter() - start))
         lungs[case.name] = round(dice(fields.mask, lung_truth(case)), 4)
+        if case.right_mask is not None and case.left_mask is not None:
+            sides[case.name] = round(side_dice(fields.labels, truth_labels(case)), 4)
         if case.heart_mask is not None and fields.heart is not None:
             heart_truth = read_mask(case.heart_mask)
             heart[case.name] = round(dice(fields.heart, heart_truth), 4)
@@ -86,6 +96,7 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
                 ctr_pairs[case.name] = (round(found.ratio, 4), round(truth.ratio, 4))
                 ctr_error[case.name] = round(abs(found.ratio - truth.ratio), 4)
     lung_summary = _summary(lungs, cases, seed)
+    side_summary = _summary(sides, cases, seed)
     heart_summary = _summary(heart, cases, seed) if heart else None
     ctr_summary = _summary(ctr_error, cases, seed) if ctr_error else None
     by_source = {
@@ -100,6 +111,10 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "n_val": lung_summary["n"],
         "n_val_patients": lung_summary["n_patients"],
         "dice_by_source": by_source,
+        "side_dice": side_summary["mean"],
+        "side_dice_ci95": side_summary["ci95"],
+        "side_dice_min": side_summary["min"],
+        "n_val_side": side_summary["n"],
         "heart_dice": heart_summary["mean"] if heart_summary else None,
         "heart_dice_ci95": heart_summary["ci95"] if heart_summary else None,
         "heart_dice_median": heart_summary["median"] if heart_summary else None,
@@ -111,10 +126,12 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "n_val_ctr": len(ctr_error),
         "ctr_found_and_true_per_image": ctr_pairs,
         "dice_per_image": lungs,
+        "side_dice_per_image": sides,
         "heart_dice_per_image": heart,
         "definition": "Dice at the image's own size, runtime path (read_image, model_input, ONNX, "
                       "post-processing), mean over validation images: `dice` of the binary lung mask "
-                      "(right ∪ left), `heart_dice` of the heart on the images with a heart mask (jsrt); "
+                      "(right ∪ left), `side_dice` the mean of the right-lung and the left-lung Dice (images with "
+                      "both sides annotated), `heart_dice` of the heart on the images with a heart mask (jsrt); "
                       "CTR error: |CTR of the model's masks - CTR of the SCR masks| (imaging.ctr) on those images; "
                       f"95 % CI: percentile bootstrap over patients, {BOOTSTRAP_RESAMPLES} resamples",
         "runtime_ms_per_image": {

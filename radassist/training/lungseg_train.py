@@ -212,6 +212,7 @@ def write_model_note(path: Path, card: dict) -> None:
     metrics, training, export = card["metrics"], card["training"], card["export"]
     low, high = metrics["dice_ci95"]
     heart_low, heart_high = metrics["heart_dice_ci95"]
+    side_low, side_high = metrics["side_dice_ci95"]
     ctr_low, ctr_high = metrics["ctr_mean_absolute_error_ci95"]
     sources = ", ".join(f"{name} {value:.3f}" for name, value in metrics["dice_by_source"].items())
     limits = "\n".join(f"- {limit}" for limit in card["limits"])
@@ -252,6 +253,9 @@ research and education only, some covid_cxr_seg images are CC BY-NC-SA.
 - Lungs (right ∪ left): Dice **{metrics['dice']:.3f}** (95 % CI {low:.3f}-{high:.3f}, bootstrap over
   patients, n = {metrics['n_val']}; median {metrics['dice_median']:.3f}, worst {metrics['dice_min']:.3f};
   by source: {sources}). Goal 0.93.
+- Each side (right lung and left lung Dice, averaged; images with both sides annotated): **{metrics['side_dice']:.3f}**
+  (95 % CI {side_low:.3f}-{side_high:.3f}, n = {metrics['n_val_side']}, worst {metrics['side_dice_min']:.3f}).
+  A lung piece labelled with the wrong side lowers this, not the union Dice above.
 - Heart (jsrt): Dice **{metrics['heart_dice']:.3f}** (95 % CI {heart_low:.3f}-{heart_high:.3f},
   n = {metrics['n_val_heart']}; worst {metrics['heart_dice_min']:.3f}). Goal 0.90.
 - Cardiothoracic ratio (jsrt): mean absolute error against the CTR of the SCR masks
