@@ -70,9 +70,13 @@ def test_read_shows_findings_overlay_and_draft_report(qtbot, read_window):
     panel, state = win.panel, read_window.reading.state
     assert result.findings and result.saliency and result.report is not None
     assert panel.table.rowCount() == len(result.findings)
+    assert any(f.zone for f in result.findings) and any(not f.zone for f in result.findings)
     for row, finding in enumerate(result.findings):
         assert finding.display_name in panel.table.item(row, 0).text()
         assert panel.table.item(row, 1).text().startswith(f"{finding.probability:.2f}")
+        zone_cell = panel.table.item(row, 2)  # the zone, or "—" with the reason in its tooltip
+        assert zone_cell.text() == (finding.zone or "—")
+        assert (f"Zone: {finding.zone}" if finding.zone else "no side is named") in zone_cell.toolTip()
     assert panel.overlay_combo.count() == len(result.saliency)
     assert state.model_id == result.model_id and set(state.findings) == {f.label for f in result.findings}
     assert panel.findings_report.text() == " ".join(result.report.section_text("FINDINGS").split())

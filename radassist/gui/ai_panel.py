@@ -307,6 +307,9 @@ class AIPanel(QObject):
                  f"threshold {finding.threshold:.2f} ({verdict})"]
         if finding.conditional_on:
             lines.append(f"Meaningful only if '{finding.conditional_on}' is present")
+        lines.append(f"Zone: {finding.zone}, where the evidence peaks" if finding.zone else
+                     "Zone —: the evidence lies outside the lung fields or does not point to one lung; "
+                     "no side is named rather than a guessed one")
         lines += [f"• {statement.text}" for statement in finding.evidence]
         return "\n".join(lines)
 
