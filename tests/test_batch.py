@@ -315,13 +315,15 @@ def test_a_killed_worker_loses_no_image(tmp_path, pediatric, retries, start_batc
     failed = [row for row in rows if row["status"] == "failed"]
     assert len(read) + len(failed) == len(names)
     assert result_files(out) == {row["result"] for row in read}  # a result for each read row, none for failed
-    assert f"worker process {victim} killed by SIGKILL" in stderr
-    if retries:
+    lost = f"worker process {victim} killed by SIGKILL while reading an image"
+    if lost not in stderr:  # the kill landed between two images (a race the test cannot rule out): nothing lost
+        assert f"worker process {victim} killed by SIGKILL between images" in stderr
+        assert proc.returncode == 0 and not failed and all(row["attempts"] == "1" for row in read)
+    elif retries:
         assert proc.returncode == 0 and not failed  # the image the killed worker held was read by another
         assert any(row["attempts"] == "2" for row in read)
     else:
-        assert proc.returncode == 1 and len(failed) == 1
-        assert f"worker process {victim} killed by SIGKILL" in failed[0]["reason"]
+        assert proc.returncode == 1 and len(failed) == 1 and lost in failed[0]["reason"]
     print(f"\nkill a worker (retries={retries}): {len(names)} images, {len(result_files(out))} results, "
           f"{len(failed)} failed rows, exit code {proc.returncode}; {stdout.strip().splitlines()[0]}")
 
