@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, Qt, QThreadPool
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 
+from radassist.gui.ai_panel import COLUMN_ZONE
 from radassist.gui.report_editor import SENTENCE_ID
 from radassist.inference.engine import load_model
 
@@ -74,7 +75,7 @@ def test_read_shows_findings_overlay_and_draft_report(qtbot, read_window):
     for row, finding in enumerate(result.findings):
         assert finding.display_name in panel.table.item(row, 0).text()
         assert panel.table.item(row, 1).text().startswith(f"{finding.probability:.2f}")
-        zone_cell = panel.table.item(row, 2)  # the zone, or "—" with the reason in its tooltip
+        zone_cell = panel.table.item(row, COLUMN_ZONE)  # the zone, or "—" with the reason in its tooltip
         assert zone_cell.text() == (finding.zone or "—")
         assert (f"Zone: {finding.zone}" if finding.zone else "no side is named") in zone_cell.toolTip()
     assert panel.overlay_combo.count() == len(result.saliency)

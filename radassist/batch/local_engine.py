@@ -128,7 +128,7 @@ class LocalEngine:
     def _lost(self, slot: _Slot) -> str:
         slot.process.join(timeout=5)
         slot.connection.close()
-        held = "while reading an image" if slot.item is not None else "between images"  # which: the summary row
+        held = "while reading an image" if slot.item is not None else "between images"  # no file name: no PHI
         why = f"worker process {slot.process.pid} {describe_exit(slot.process.exitcode)} {held}"
         self.lost_workers.append(why)
         return why

@@ -96,7 +96,7 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
                 ctr_pairs[case.name] = (round(found.ratio, 4), round(truth.ratio, 4))
                 ctr_error[case.name] = round(abs(found.ratio - truth.ratio), 4)
     lung_summary = _summary(lungs, cases, seed)
-    side_summary = _summary(sides, cases, seed)
+    side_summary = _summary(sides, cases, seed) if sides else None
     heart_summary = _summary(heart, cases, seed) if heart else None
     ctr_summary = _summary(ctr_error, cases, seed) if ctr_error else None
     by_source = {
@@ -111,10 +111,10 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "n_val": lung_summary["n"],
         "n_val_patients": lung_summary["n_patients"],
         "dice_by_source": by_source,
-        "side_dice": side_summary["mean"],
-        "side_dice_ci95": side_summary["ci95"],
-        "side_dice_min": side_summary["min"],
-        "n_val_side": side_summary["n"],
+        "side_dice": side_summary["mean"] if side_summary else None,
+        "side_dice_ci95": side_summary["ci95"] if side_summary else None,
+        "side_dice_min": side_summary["min"] if side_summary else None,
+        "n_val_side": len(sides),
         "heart_dice": heart_summary["mean"] if heart_summary else None,
         "heart_dice_ci95": heart_summary["ci95"] if heart_summary else None,
         "heart_dice_median": heart_summary["median"] if heart_summary else None,
