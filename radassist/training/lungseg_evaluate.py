@@ -84,13 +84,14 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         start = time.perf_counter()
         fields = segment_lungs(image, str(card_path))
         milliseconds.append(1000.0 * (time.perf_counter() - start))
-        lungs[case.name] = round(dice(fields.mask, lung_truth(case)), 4)
-        if case.right_mask is not None and case.left_mask is not None:
-            sides[case.name] = round(side_dice(fields.labels, truth_labels(case)), 4)
-        if case.heart_mask is not None and fields.heart is not None:
+        sided = truth_labels(case) if case.right_mask is not None and case.left_mask is not None else None
+        lungs[case.name] = round(dice(fields.mask, sided > 0 if sided is not None else lung_truth(case)), 4)
+        if sided is not None:
+            sides[case.name] = round(side_dice(fields.labels, sided), 4)
+        if case.heart_mask is not None and fields.heart is not None and sided is not None:
             heart_truth = read_mask(case.heart_mask)
             heart[case.name] = round(dice(fields.heart, heart_truth), 4)
-            truth = ctr_from_masks(truth_labels(case), heart_truth)
+            truth = ctr_from_masks(sided, heart_truth)
             found = measure_ctr(fields, image.meta)
             if truth is not None and found is not None:
                 ctr_pairs[case.name] = (round(found.ratio, 4), round(truth.ratio, 4))
