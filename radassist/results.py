@@ -88,6 +88,9 @@ class Measurement:
     note: str | None = None  # a caveat to show with the value, e.g. "AP film: the ratio overestimates heart size"
 
 
+NO_ZONE = "—"  # a finding's zone cell where the evidence names no zone (`Finding.zone_text`)
+
+
 @dataclass
 class Finding:
     """One model output, calibrated, with where the model looked."""
@@ -101,6 +104,19 @@ class Finding:
     peak_rc: tuple[int, int] | None = None  # saliency peak (row, column) in image pixels
     evidence: list[EvidenceStatement] = field(default_factory=list)
     conditional_on: str | None = None  # e.g. "pneumonia" for viral_pattern (meaningful only if that is positive)
+
+    @property
+    def zone_text(self) -> str:
+        """The findings table's zone cell, the same in every host: the zone, or "—" where none is named."""
+        return self.zone or NO_ZONE
+
+    @property
+    def zone_explanation(self) -> str:
+        """What the zone cell means, for its tooltip."""
+        if self.zone:
+            return f"Zone: {self.zone}, where the evidence peaks"
+        return (f"Zone {NO_ZONE}: the evidence lies outside the lung fields or does not point to one lung; "
+                "no side is named rather than a guessed one")
 
 
 class AnatomySection(str, Enum):

@@ -277,7 +277,7 @@ class AIPanel(QObject):
         relation = "≥" if finding.positive else "<"
         cells = [f"{prefix}{finding.display_name}",
                  f"{finding.probability:.2f} {relation} {finding.threshold:.2f}",
-                 finding.zone or "—",
+                 finding.zone_text,
                  "—"]
         tooltip = self._finding_tooltip(finding)
         for column, text in enumerate(cells):
@@ -307,9 +307,7 @@ class AIPanel(QObject):
                  f"threshold {finding.threshold:.2f} ({verdict})"]
         if finding.conditional_on:
             lines.append(f"Meaningful only if '{finding.conditional_on}' is present")
-        lines.append(f"Zone: {finding.zone}, where the evidence peaks" if finding.zone else
-                     "Zone —: the evidence lies outside the lung fields or does not point to one lung; "
-                     "no side is named rather than a guessed one")
+        lines.append(finding.zone_explanation)
         lines += [f"• {statement.text}" for statement in finding.evidence]
         return "\n".join(lines)
 
