@@ -62,6 +62,8 @@ DEFAULT_OVERLAY_OPACITY = 0.4
 PARAMETER_NODE_NAME = "RadAssist"
 READING_SESSION_PARAMETER = "ReadingSessionId"
 READER_SETTING_KEY = "RadAssist/ReaderId"
+#: Names of the two markups lines of the cardiothoracic ratio (the widest heart and inner thoracic widths).
+CTR_LINE_NAMES = {"heart": "RadAssist CTR heart width", "thorax": "RadAssist CTR thoracic width"}
 #: The panel's three decision buttons: agree or disagree with the AI's call, or uncertain.
 PANEL_DECISIONS = ("agree", "disagree", "uncertain")
 
@@ -237,9 +239,10 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         table = self.ui.findingsTable
         table.setRowCount(len(result.findings))
         for row, finding in enumerate(result.findings):
-            cells = (finding.display_name, f"{finding.probability:.0%}", finding.zone or "", "")
+            cells = (finding.display_name, f"{finding.probability:.0%}", finding.zone_text, "")
             for column, text in enumerate(cells):
                 table.setItem(row, column, qt.QTableWidgetItem(text))
+            table.item(row, ZONE_COLUMN).setToolTip(finding.zone_explanation)
         wasBlocked = self.ui.overlayFindingCombo.blockSignals(True)
         self.ui.overlayFindingCombo.clear()
         for finding in result.findings:
@@ -249,6 +252,7 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.ui.overlayFindingCombo.count:
             self.onOverlayFindingChanged(0)
         self.logic.startReading()
+        self.logic.showCtr()
         self.showReading()
 
     def showReading(self):
@@ -266,6 +270,7 @@ class RadAssistModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.signButton.text = "Signed" if state.signed else "Sign report"
         self.ui.statusLabel.text = ("Signed: read-only (an addendum is the only change it takes)." if state.signed
                                     else "Review the findings, then edit and sign the report.")
+        self.logic.lockCtr(state.signed)
         self.updateButtonStates()
 
     def onOverlayFindingChanged(self, index):
@@ -433,6 +438,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         self.lungMaskNode = None
         self.saliencyLabel = None
         self.overlayOpacity = DEFAULT_OVERLAY_OPACITY
+        self.ctrLineNodes = {}  # "heart"/"thorax" -> vtkMRMLMarkupsLineNode
         self._store = None
 
     # --- radiograph -----------------------------------------------------------------------------
@@ -449,6 +455,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         self.radiograph = radiograph
         self.readResult = None
         self.saliencyLabel = None
+        self._removeCtrLines()
         for node in (self.saliencyNode, self.lungMaskNode):
             if node is not None and self.scene.IsNodePresent(node):
                 self.scene.RemoveNode(node)
@@ -504,6 +511,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
 
     def showReadResult(self, result):
         self.closeReading()
+        self._removeCtrLines()
         self.readResult = result
         if result.lung_mask is not None:
             if self.lungMaskNode is not None:
@@ -588,6 +596,87 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         entries = [(0, "background", (0.0, 0.0, 0.0, 0.0))]
         entries += [(side.lung_mask_value, f"{side.value} lung", LUNG_COLOURS[side.value]) for side in Side]
         return self._colorTable(LUNG_COLOR_NODE_NAME, entries)
+
+    # --- cardiothoracic ratio: two lines the radiologist can drag ----------------------------------
+
+    def ctrMeasurement(self):
+        """The CTR the reading stands on: the reader's correction when there is one, else the AI's; None
+        when the read measured none (no heart or no two lungs found)."""
+        from radassist.results import MeasurementKind
+
+        if self.readResult is None:
+            return None
+        kind = MeasurementKind.CARDIOTHORACIC_RATIO
+        corrected = self.reading.corrected_measurement(kind) if self.reading is not None else None
+        return corrected or self.readResult.measurements.get(kind)
+
+    def showCtr(self):
+        """Draw the CTR as two markups lines (the heart width and the inner thoracic width, in the slice
+        views with the radiograph), named with the ratio and the AP caveat. Dragging a line's end is a
+        correction of the measurement, recorded in the reading like any other action (`onCtrLineMoved`)."""
+        from radassist.imaging.ctr import CardiothoracicRatio
+
+        self._removeCtrLines()
+        measurement = self.ctrMeasurement()
+        if measurement is None:
+            return None
+        ctr = CardiothoracicRatio.from_measurement(measurement)
+        title = f"CTR {ctr.ratio:.2f}" + (f" ({ctr.note})" if ctr.note else "")
+        for part, line in (("heart", ctr.heart), ("thorax", ctr.thorax)):
+            node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", CTR_LINE_NAMES[part])
+            for row, column in line.end_points:
+                node.AddControlPointWorld(self._pixelToRas(row, column))
+            node.SetDescription(title)
+            node.CreateDefaultDisplayNodes()
+            node.AddObserver(slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent, self.onCtrLineMoved)
+            self.ctrLineNodes[part] = node
+        self.lockCtr(self.reading is not None and self.reading.signed)
+        return measurement
+
+    def lockCtr(self, locked):
+        """A signed reading's CTR lines cannot be dragged."""
+        for node in self.ctrLineNodes.values():
+            node.SetLocked(bool(locked))
+
+    def onCtrLineMoved(self, caller=None, event=None):
+        """A line end was dropped: record the corrected CTR (each line kept horizontal, at the mean row of
+        its ends) and redraw the lines as the reading now has them."""
+        from radassist.imaging.ctr import CardiothoracicRatio, HorizontalLine
+
+        before = self.ctrMeasurement()
+        if before is None or set(self.ctrLineNodes) != {"heart", "thorax"}:
+            return
+        if self.reading is not None and self.reading.signed:  # locked; a script may still move a point
+            self.showCtr()
+            return
+        lines = {}
+        for part, node in self.ctrLineNodes.items():
+            ends = [self._rasToPixel(node.GetNthControlPointPositionWorld(index)) for index in range(2)]
+            columns = sorted(column for _, column in ends)
+            lines[part] = HorizontalLine(round(sum(row for row, _ in ends) / 2), round(columns[0]), round(columns[1]))
+        if min(line.width for line in lines.values()) < 2:
+            self.showCtr()  # a collapsed line measures nothing: back to the standing measurement
+            return
+        after = CardiothoracicRatio(lines["heart"], lines["thorax"], before.note).as_measurement()
+        if after.points != before.points:
+            self.startReading().correct_measurement(before, after)
+        self.showCtr()
+
+    def _removeCtrLines(self):
+        for node in self.ctrLineNodes.values():
+            if self.scene.IsNodePresent(node):
+                self.scene.RemoveNode(node)
+        self.ctrLineNodes = {}
+
+    def _pixelToRas(self, row, column):
+        """A (row, column) point of the radiograph in the RAS space its volume is shown in."""
+        ras = slicer.util.arrayFromVTKMatrix(self._ijkToRas(self.radiograph.shape)) @ np.array([column, row, 0.0, 1.0])
+        return [float(ras[0]), float(ras[1]), float(ras[2])]
+
+    def _rasToPixel(self, ras):
+        ijk = np.linalg.inv(slicer.util.arrayFromVTKMatrix(self._ijkToRas(self.radiograph.shape))) @ np.array(
+            [ras[0], ras[1], ras[2], 1.0])
+        return float(ijk[1]), float(ijk[0])
 
     # --- the reading (RadAssist's core Reading: the same one the desktop viewer shows) -------------
 
