@@ -84,6 +84,7 @@ def test_a_dragged_end_is_a_correction_the_reading_keeps(radassist_module, ctr_l
     assert corrected.points[:2] == ((41.0, 18.0), (41.0, 38.0))  # kept horizontal at the ends' mean row
     assert corrected.value == pytest.approx(21 / 40, abs=1e-4) and corrected.note == AP_NOTE
     redrawn = logic.ctrLineNodes["heart"]
+    assert redrawn is heart  # moved in place: the node being dragged is never removed under the pointer
     assert np.allclose(_ends(redrawn), [[-18 * 0.2, -41 * 0.25, 0], [-38 * 0.2, -41 * 0.25, 0]])
     assert redrawn.GetDescription().startswith(f"CTR {21 / 40:.2f}")
     logic.closeReading()

@@ -616,20 +616,26 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         correction of the measurement, recorded in the reading like any other action (`onCtrLineMoved`)."""
         from radassist.imaging.ctr import CardiothoracicRatio
 
-        self._removeCtrLines()
         measurement = self.ctrMeasurement()
         if measurement is None:
+            self._removeCtrLines()
             return None
         ctr = CardiothoracicRatio.from_measurement(measurement)
         title = f"CTR {ctr.ratio:.2f}" + (f" ({ctr.note})" if ctr.note else "")
         for part, line in (("heart", ctr.heart), ("thorax", ctr.thorax)):
-            node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", CTR_LINE_NAMES[part])
-            for row, column in line.end_points:
-                node.AddControlPointWorld(self._pixelToRas(row, column))
+            node = self.ctrLineNodes.get(part)
+            if node is None or not self.scene.IsNodePresent(node):
+                node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", CTR_LINE_NAMES[part])
+                node.CreateDefaultDisplayNodes()
+                node.AddObserver(slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent, self.onCtrLineMoved)
+                self.ctrLineNodes[part] = node
+            # points moved in place, node and points kept: this also runs inside the node's own end-of-drag event
+            for index, (row, column) in enumerate(line.end_points):
+                if index < node.GetNumberOfControlPoints():
+                    node.SetNthControlPointPositionWorld(index, *self._pixelToRas(row, column))
+                else:
+                    node.AddControlPointWorld(self._pixelToRas(row, column))
             node.SetDescription(title)
-            node.CreateDefaultDisplayNodes()
-            node.AddObserver(slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent, self.onCtrLineMoved)
-            self.ctrLineNodes[part] = node
         self.lockCtr(self.reading is not None and self.reading.signed)
         return measurement
 
