@@ -475,7 +475,11 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         return (float(spacing[0]), float(spacing[1])) if spacing else (1.0, 1.0)
 
     def _ijkToRas(self, shape):
-        """IJK->RAS for a (rows, columns) array covering the radiograph's physical extent.
+        """`_ijkToRasArray` as the vtkMatrix4x4 a volume node takes."""
+        return slicer.util.vtkMatrixFromArray(self._ijkToRasArray(shape))
+
+    def _ijkToRasArray(self, shape):
+        """IJK->RAS (4 x 4 numpy) for a (rows, columns) array covering the radiograph's physical extent.
 
         i runs along columns, j along rows; directions are LPS as Slicer gives 2D images it reads,
         so the image appears upright in the Red slice view. An array coarser than the radiograph
@@ -489,7 +493,7 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         matrix = np.diag([-scaledColumn, -scaledRow, 1.0, 1.0])
         matrix[0, 3] = -(scaledColumn - columnSpacing) / 2.0
         matrix[1, 3] = -(scaledRow - rowSpacing) / 2.0
-        return slicer.util.vtkMatrixFromArray(matrix)
+        return matrix
 
     def _addVolume(self, className, name, pixels):
         node = self.scene.AddNewNodeByClass(className, name)
@@ -676,12 +680,11 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
 
     def _pixelToRas(self, row, column):
         """A (row, column) point of the radiograph in the RAS space its volume is shown in."""
-        ras = slicer.util.arrayFromVTKMatrix(self._ijkToRas(self.radiograph.shape)) @ np.array([column, row, 0.0, 1.0])
+        ras = self._ijkToRasArray(self.radiograph.shape) @ np.array([column, row, 0.0, 1.0])
         return [float(ras[0]), float(ras[1]), float(ras[2])]
 
     def _rasToPixel(self, ras):
-        ijk = np.linalg.inv(slicer.util.arrayFromVTKMatrix(self._ijkToRas(self.radiograph.shape))) @ np.array(
-            [ras[0], ras[1], ras[2], 1.0])
+        ijk = np.linalg.solve(self._ijkToRasArray(self.radiograph.shape), np.array([ras[0], ras[1], ras[2], 1.0]))
         return float(ijk[1]), float(ijk[0])
 
     # --- the reading (RadAssist's core Reading: the same one the desktop viewer shows) -------------
