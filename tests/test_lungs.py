@@ -231,6 +231,19 @@ def test_card_matches_the_shipped_model():
     assert metrics["heart_dice_ci95"][0] <= metrics["heart_dice"] <= metrics["heart_dice_ci95"][1]
 
 
+def test_card_validation_images_are_the_patient_split_of_its_split_seed(shared_data):
+    """The held-out images the card lists (which the localisation check scores) are reproducible from
+    the data and the card's split seed alone, whatever training seed made the weights."""
+    from radassist.training.lungseg_data import find_cases, split_by_patient
+
+    training = json.loads((models_dir() / "lungseg.card.json").read_text(encoding="utf-8"))["training"]
+    assert training["split"].startswith("by patient, 20% ")  # the fraction passed below
+    _, validation = split_by_patient(find_cases(shared_data), 0.2, training["split_seed"])
+    assert sorted(case.name for case in validation) == sorted(training["validation_images"])
+    _, other = split_by_patient(find_cases(shared_data), 0.2, training["split_seed"] + 1)
+    assert sorted(case.name for case in other) != sorted(training["validation_images"])
+
+
 def test_segment_cli_writes_the_mask_at_input_size(tmp_path, capsys):
     name = "ARDSSevere.png"
     out = tmp_path / "mask.png"

@@ -241,7 +241,7 @@ Largest difference between the ONNX and torch outputs: {export['onnx_vs_torch_ma
 
 ## Data
 {training['n_train']} training and {metrics['n_val']} validation images ({metrics['n_val_patients']}
-patients), split by patient per source with seed {training['seed']}: jsrt (SCR right/left lung and heart
+patients), split by patient per source with seed {training['split_seed']}: jsrt (SCR right/left lung and heart
 masks; 200 PA films, one per patient), covid_cxr_seg (radiologist right/left lung masks; the 2 images with
 one lung annotated are left out) and covid_qu_ex_sample (lung masks; each image its own patient). The heart
 is learnt from jsrt only: on images of the other sources the background target is "background or heart".
@@ -296,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="nih14 'No Finding' adult films added to each batch as lesion negatives")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--validation-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--seed", type=int, default=20240611, help="weights, batches and augmentation")
+    parser.add_argument("--split-seed", type=int, default=20240611,
+                        help="which patients go to validation (kept apart from --seed, so a second training seed "
+                             "is scored on the same validation images)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads; on the shared 2-core machine 1 thread ran ~3x faster per step "
                              "than 2 (threads spin against the other jobs); use 2 on an idle machine")
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     cases = find_cases(args.data)
-    train_cases, validation_cases = split_by_patient(cases, args.validation_fraction, args.seed)
+    train_cases, validation_cases = split_by_patient(cases, args.validation_fraction, args.split_seed)
     log.info("%d training / %d validation images", len(train_cases), len(validation_cases))
     negative_images = find_lesion_negatives(args.data)
     log.info("%d lesion negatives (nih14 adult 'No Finding', patients without a box)", len(negative_images))
@@ -341,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "augmentation": ("half of the images mirrored left-right for the lesion output only (the anatomy "
                          "loss skips them); gamma, contrast, blur, noise, rotation +-10 deg, zoom 0.8-1.2, "
                          "aspect, shift"),
-        "seed": args.seed, "threads": args.threads,
+        "seed": args.seed, "split_seed": args.split_seed, "threads": args.threads,
         "command": COMMAND,
         "torch": torch.__version__, "python": platform.python_version(),
     }
