@@ -3,14 +3,18 @@
 Sources and what each annotates:
 - jsrt (SCR masks): right lung, left lung, heart. Clavicles are not used: they overlap the lungs, and a
   pixel of this model has one label.
-- covid_cxr_seg: right and left lung (its `cardiomediastinum` class also holds the upper mediastinum,
-  so it is not a heart mask and is not used).
+- covid_cxr_seg: right and left lung, drawn through the heart to the midline (the retrocardiac lung is
+  lung there: about half of the `cardiomediastinum` mask lies inside them), and the cardiomediastinal
+  silhouette (`cardiomediastinum`: the heart and the mediastinum above it). `silhouette_parts` splits the
+  silhouette into the heart (its rows at least HEART_ROW_SHARE of its widest width, from the first such row
+  down) and the mediastinum above (heart or background: not known).
 - covid_qu_ex_sample: the union of the lungs only (sides by position).
 
-Lung convention: the VISIBLE lung, as SCR and covid_cxr_seg draw it: it stops at the heart border and
-the diaphragm dome (the retrocardiac lung is not lung here), so the heart and the lungs do not overlap.
-Where a source has no heart mask, its background pixels are labelled UNKNOWN_BACKGROUND ("background or
-heart"), and the loss lets the model put heart there.
+Lung convention: the VISIBLE lung, as SCR draws it: it stops at the heart border and the diaphragm dome
+(the retrocardiac lung is not lung here), so the heart and the lungs do not overlap. covid_cxr_seg's lungs
+are brought to it by taking the silhouette out of them (for training and for scoring alike). Where a
+source has no heart mask, its background pixels are labelled UNKNOWN_BACKGROUND ("background or heart"),
+and the loss lets the model put heart there.
 
 Lesions (the model's separate `lesion` output, what localisation points at): covid_cxr_seg consolidation ∪
 ground-glass masks, covid_qu_ex_sample infection masks, jsrt nodules as a disc of the recorded diameter
@@ -43,12 +47,16 @@ NIH = "nih14"
 CXR_SEG_LESIONS = ("consolidation", "ground_glass_opacity")
 MIN_NODULE_RADIUS_PX = 2.0
 UNKNOWN_BACKGROUND = HEART + 1  # training-only target: background or heart (the source has no heart mask)
+# covid_cxr_seg silhouette rows at least this share of its widest width are heart (the mediastinum above the
+# heart, aortic knob included, is narrower: about half the heart's width on the masks)
+HEART_ROW_SHARE = 0.75
 
 
 @dataclass(frozen=True)
 class LungCase:
     """One image with its masks. `right_mask`/`left_mask` are None where only the lung union exists
-    (`lung_mask` is then that file), `heart_mask` where the source has no heart."""
+    (`lung_mask` is then that file), `heart_mask` where the source has no heart mask. Read the lungs through
+    `sided_lung_truth` / `lung_truth`: they apply the visible-lung convention."""
 
     source: str
     image: Path
@@ -57,6 +65,7 @@ class LungCase:
     left_mask: Path | None
     patient: str  # unique across sources
     heart_mask: Path | None = None
+    silhouette_mask: Path | None = None  # the cardiomediastinal silhouette (covid_cxr_seg), see silhouette_parts
     lesion_masks: tuple[Path, ...] = ()  # their union is the lesion region
     nodule: tuple[float, float, float] | None = None  # (x, y, diameter) in image pixels: a disc lesion
 
@@ -87,6 +96,7 @@ def find_cases(data_root: Path) -> list[LungCase]:
             right_mask=seg / "masks_by_class" / "right_lung" / stem,
             left_mask=seg / "masks_by_class" / "left_lung" / stem,
             patient=f"{CXR_SEG}:{row['patient_id']}",
+            silhouette_mask=seg / "masks_by_class" / "cardiomediastinum" / stem,
             lesion_masks=tuple(path for path in lesions if path.exists()),
         ))
     qu_ex = data_root / QU_EX
@@ -155,27 +165,55 @@ def read_mask(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L")) > 127
 
 
+def silhouette_parts(silhouette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(heart, mediastinum above it) of a cardiomediastinal silhouette mask: the heart is the silhouette
+    from the first row at least HEART_ROW_SHARE of its widest width down; both empty for an empty mask."""
+    widths = silhouette.sum(axis=1)
+    heart_rows = np.zeros(silhouette.shape[0], dtype=bool)
+    if widths.max(initial=0) > 0:
+        heart_rows[int(np.argmax(widths >= HEART_ROW_SHARE * widths.max())):] = True
+    return silhouette & heart_rows[:, None], silhouette & ~heart_rows[:, None]
+
+
+def sided_lung_truth(case: LungCase) -> np.ndarray:
+    """The annotated lungs as uint8 labels at image size, 0 / 1 right / 2 left, in the visible-lung
+    convention (a silhouette is taken out of the lungs); the case must have both sides annotated."""
+    if case.right_mask is None or case.left_mask is None:
+        raise ValueError(f"{case.name}: the sides are not annotated")
+    right = read_mask(case.right_mask)
+    labels = np.zeros(right.shape, dtype=np.uint8)
+    labels[right] = RIGHT_LUNG
+    labels[read_mask(case.left_mask)] = LEFT_LUNG
+    if case.silhouette_mask is not None:
+        labels[read_mask(case.silhouette_mask)] = BACKGROUND
+    return labels
+
+
 def lung_truth(case: LungCase) -> np.ndarray:
-    """The annotated lung union (right ∪ left) at image size."""
+    """The annotated lung union (right ∪ left) at image size, in the visible-lung convention."""
     if case.right_mask is not None and case.left_mask is not None:
-        return read_mask(case.right_mask) | read_mask(case.left_mask)
+        return sided_lung_truth(case) > 0
     return read_mask(case.lung_mask)
 
 
 def side_labels(case: LungCase) -> np.ndarray:
-    """uint8 labels at image size: 1 right lung, 2 left lung, 3 heart (or UNKNOWN_BACKGROUND for the
-    background of a source without heart masks). Where only the lung union exists, each connected piece
-    goes to the side of the image its centre lies on (right lung = image left). The few pixels the SCR
-    heart and lung outlines share stay lung."""
+    """uint8 labels at image size: 1 right lung, 2 left lung, 3 heart, UNKNOWN_BACKGROUND where the heart
+    is not known (the background of a source without heart masks, the mediastinum above a silhouette's
+    heart). Where only the lung union exists, each connected piece goes to the side of the image its centre
+    lies on (right lung = image left). The few pixels the SCR heart and lung outlines share stay lung."""
     if case.right_mask is not None and case.left_mask is not None:
-        right = read_mask(case.right_mask)
-        if case.heart_mask is None:
-            labels = np.full(right.shape, UNKNOWN_BACKGROUND, dtype=np.uint8)
-        else:
-            labels = np.full(right.shape, BACKGROUND, dtype=np.uint8)
+        lungs = sided_lung_truth(case)
+        if case.heart_mask is not None:
+            labels = np.full(lungs.shape, BACKGROUND, dtype=np.uint8)
             labels[read_mask(case.heart_mask)] = HEART
-        labels[right] = RIGHT_LUNG
-        labels[read_mask(case.left_mask)] = LEFT_LUNG
+        elif case.silhouette_mask is not None:
+            labels = np.full(lungs.shape, BACKGROUND, dtype=np.uint8)
+            heart, above = silhouette_parts(read_mask(case.silhouette_mask))
+            labels[heart] = HEART
+            labels[above] = UNKNOWN_BACKGROUND
+        else:
+            labels = np.full(lungs.shape, UNKNOWN_BACKGROUND, dtype=np.uint8)
+        labels[lungs > 0] = lungs[lungs > 0]
         return labels
     union = read_mask(case.lung_mask)
     components, count = ndimage.label(union)

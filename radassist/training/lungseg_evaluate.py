@@ -1,7 +1,8 @@
 """Score the anatomy model the way it will be used: the runtime path (read_image -> ONNX -> post-processing)
 at each image's own size: Dice of the binary lung mask (right ∪ left) against the annotated lungs, Dice
-of each side (right lung, left lung) where the sides are annotated, and Dice of the heart on the images
-with a heart mask (jsrt). The side Dice is the one that sees laterality: a piece of the left lung labelled
+of each side (right lung, left lung) where the sides are annotated, Dice of the heart on the images
+with a heart mask (jsrt), the CTR error against those masks and against covid_cxr_seg's cardiomediastinal
+silhouette, and how often a read measures a CTR at all. The side Dice is the one that sees laterality: a piece of the left lung labelled
 right costs the union Dice nothing.
 
 Run alone:  .venv/bin/python -m radassist.training.lungseg_evaluate --card models/lungseg.card.json
@@ -20,7 +21,7 @@ import numpy as np
 from radassist.imaging.ctr import ctr_from_masks, measure_ctr
 from radassist.imaging.lungs import LEFT_LUNG, RIGHT_LUNG, segment_lungs
 from radassist.io import read_image
-from radassist.training.lungseg_data import LungCase, find_cases, lung_truth, read_mask
+from radassist.training.lungseg_data import LungCase, find_cases, lung_truth, read_mask, sided_lung_truth
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -47,14 +48,6 @@ def bootstrap_mean_ci(values: list[float], groups: list[str], seed: int,
     return float(low), float(high)
 
 
-def truth_labels(case: LungCase) -> np.ndarray:
-    """The annotated lungs as labels 0 / 1 right / 2 left (sides as annotated; see lungseg_data.side_labels)."""
-    labels = np.zeros(read_mask(case.right_mask).shape, dtype=np.uint8)
-    labels[read_mask(case.right_mask)] = RIGHT_LUNG
-    labels[read_mask(case.left_mask)] = LEFT_LUNG
-    return labels
-
-
 def side_dice(labels: np.ndarray, truth: np.ndarray) -> float:
     """Mean of the right-lung and the left-lung Dice of two label images (0 / RIGHT_LUNG / LEFT_LUNG)."""
     return (dice(labels == RIGHT_LUNG, truth == RIGHT_LUNG) + dice(labels == LEFT_LUNG, truth == LEFT_LUNG)) / 2
@@ -78,30 +71,45 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
     heart: dict[str, float] = {}
     ctr_error: dict[str, float] = {}
     ctr_pairs: dict[str, tuple[float, float]] = {}
+    silhouette_error: dict[str, float] = {}
+    silhouette_pairs: dict[str, tuple[float, float]] = {}
+    measured: dict[str, float] = {}  # 1 where the read gives a CTR
     milliseconds: list[float] = []
     for case in cases:
         image = read_image(case.image)
         start = time.perf_counter()
         fields = segment_lungs(image, str(card_path))
         milliseconds.append(1000.0 * (time.perf_counter() - start))
-        sided = truth_labels(case) if case.right_mask is not None and case.left_mask is not None else None
+        sided = sided_lung_truth(case) if case.right_mask is not None and case.left_mask is not None else None
         lungs[case.name] = round(dice(fields.mask, sided > 0 if sided is not None else lung_truth(case)), 4)
-        if sided is not None:
-            sides[case.name] = round(side_dice(fields.labels, sided), 4)
-        if case.heart_mask is not None and fields.heart is not None and sided is not None:
+        found = measure_ctr(fields, image.meta)
+        measured[case.name] = float(found is not None)
+        if sided is None:
+            continue
+        sides[case.name] = round(side_dice(fields.labels, sided), 4)
+        if case.heart_mask is not None and fields.heart is not None:
             heart_truth = read_mask(case.heart_mask)
             heart[case.name] = round(dice(fields.heart, heart_truth), 4)
             truth = ctr_from_masks(sided, heart_truth)
-            found = measure_ctr(fields, image.meta)
             if truth is not None and found is not None:
                 ctr_pairs[case.name] = (round(found.ratio, 4), round(truth.ratio, 4))
                 ctr_error[case.name] = round(abs(found.ratio - truth.ratio), 4)
+        if case.silhouette_mask is not None:  # its widest row is the heart's: a CTR, though no heart Dice
+            truth = ctr_from_masks(sided, read_mask(case.silhouette_mask))
+            if truth is not None and found is not None:
+                silhouette_pairs[case.name] = (round(found.ratio, 4), round(truth.ratio, 4))
+                silhouette_error[case.name] = round(abs(found.ratio - truth.ratio), 4)
     lung_summary = _summary(lungs, cases, seed)
     side_summary = _summary(sides, cases, seed) if sides else None
     heart_summary = _summary(heart, cases, seed) if heart else None
     ctr_summary = _summary(ctr_error, cases, seed) if ctr_error else None
+    silhouette_summary = _summary(silhouette_error, cases, seed) if silhouette_error else None
     by_source = {
         source: round(float(np.mean([d for name, d in lungs.items() if name.startswith(source + "/")])), 4)
+        for source in sorted({case.source for case in cases})
+    }
+    measured_by_source = {
+        source: round(float(np.mean([m for name, m in measured.items() if name.startswith(source + "/")])), 4)
         for source in sorted({case.source for case in cases})
     }
     return {
@@ -125,7 +133,12 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "ctr_mean_absolute_error_ci95": ctr_summary["ci95"] if ctr_summary else None,
         "ctr_absolute_error_max": max(ctr_error.values()) if ctr_error else None,
         "n_val_ctr": len(ctr_error),
+        "ctr_silhouette_mean_absolute_error": silhouette_summary["mean"] if silhouette_summary else None,
+        "ctr_silhouette_mean_absolute_error_ci95": silhouette_summary["ci95"] if silhouette_summary else None,
+        "n_val_ctr_silhouette": len(silhouette_error),
+        "ctr_measured_share_by_source": measured_by_source,
         "ctr_found_and_true_per_image": ctr_pairs,
+        "ctr_found_and_silhouette_per_image": silhouette_pairs,
         "dice_per_image": lungs,
         "side_dice_per_image": sides,
         "heart_dice_per_image": heart,
@@ -134,6 +147,10 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
                       "(right ∪ left), `side_dice` the mean of the right-lung and the left-lung Dice (images with "
                       "both sides annotated), `heart_dice` of the heart on the images with a heart mask (jsrt); "
                       "CTR error: |CTR of the model's masks - CTR of the SCR masks| (imaging.ctr) on those images; "
+                      "silhouette CTR error: the same against the widest row of covid_cxr_seg's cardiomediastinal "
+                      "silhouette over its lungs' widest row (on images where the read measures a CTR); CTR measured "
+                      "share: validation images where the read gives a CTR (a heart and both lungs found, ratio "
+                      "plausible); lungs in the visible-lung convention (lungseg_data.sided_lung_truth); "
                       f"95 % CI: percentile bootstrap over patients, {BOOTSTRAP_RESAMPLES} resamples",
         "runtime_ms_per_image": {
             "median": round(float(np.median(milliseconds)), 1),

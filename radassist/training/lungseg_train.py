@@ -6,8 +6,8 @@ names stay those of the lung model it replaces: every host loads it as the "lung
 
     .venv/bin/python -m radassist.training.lungseg_train --data /work/shared/data --out models/
 
-Data: jsrt (SCR right/left lung and heart masks), covid_cxr_seg (radiologist right/left lung masks) and
-covid_qu_ex_sample (lung masks), split by patient (seeded); the validation images are scored through
+Data: jsrt (SCR right/left lung and heart masks), covid_cxr_seg (radiologist right/left lung masks and
+cardiomediastinal silhouettes) and covid_qu_ex_sample (lung masks), split by patient (seeded); the validation images are scored through
 the runtime path and listed in the card. Every batch adds nih14 "No Finding" adult films that teach the
 lesion output only (lungseg_data.find_lesion_negatives). A checkpoint every 100 steps (--checkpoint) lets
 an interrupted run resume where it stopped, with the same result.
@@ -43,7 +43,7 @@ from radassist.training.lungseg_net import LESION_CHANNEL, LungUNet, WithSoftmax
 
 log = logging.getLogger("radassist.training.lungseg")
 
-MODEL_ID = "anatomy-unet-v4"
+MODEL_ID = "anatomy-unet-v5"
 COMMAND = ".venv/bin/python -m radassist.training.lungseg_train --data /work/shared/data --out models/"
 LICENCES = {
     CXR_SEG: "repository CC BY 4.0; images per labels.csv image_license: CC BY-NC-SA 4.0 (non-commercial), "
@@ -59,8 +59,9 @@ LIMITS = [
     "Trained from scratch on about 240 adult frontal radiographs (digitised 1990s PA films with and without "
     "a nodule, COVID-19, other pneumonias, ARDS, normal), plus about 410 normal NIH films for the lesion "
     "output only: children, lateral views, rotated or inverted films are outside what it has seen.",
-    "The heart was learnt from the JSRT/SCR masks only (PA films); on AP and supine films, and with large "
-    "effusions hiding the heart border, the heart outline is less reliable.",
+    "The heart outline was learnt from the JSRT/SCR masks (PA films) and the lower part of covid_cxr_seg's "
+    "cardiomediastinal silhouettes (its training films: COVID-19 and other pneumonias, mostly PA); on supine films and with large "
+    "effusions hiding the heart border it is less reliable, and where no heart is found no CTR is given.",
     "The lung masks follow the visible lung (SCR convention) and stop at the heart and diaphragm borders: "
     "lung behind the heart or below the dome is not included.",
     "Dense consolidation or a large effusion can be left out of the lung field; holes inside a lung are "
@@ -218,6 +219,14 @@ def write_model_note(path: Path, card: dict) -> None:
     limits = "\n".join(f"- {limit}" for limit in card["limits"])
     size = card["preprocessing"]["input_size"]
     localisation = card.get("localisation", {}).get("text", "Not measured for this version.")
+    measured = ", ".join(f"{name} {share:.0%}" for name, share in metrics["ctr_measured_share_by_source"].items())
+    if metrics["ctr_silhouette_mean_absolute_error"] is None:
+        silhouette = "no validation image got a CTR."
+    else:
+        sil_low, sil_high = metrics["ctr_silhouette_mean_absolute_error_ci95"]
+        silhouette = (f"mean absolute error against the widest row of the cardiomediastinal silhouette "
+                      f"**{metrics['ctr_silhouette_mean_absolute_error']:.4f}** (95 % CI {sil_low:.4f}-{sil_high:.4f}, "
+                      f"n = {metrics['n_val_ctr_silhouette']}, the images where the read measures one).")
     path.write_text(f"""# Anatomy segmentation model `{card['model_id']}` (file `{card['file']}`)
 
 Research use, not a medical device.
@@ -244,7 +253,10 @@ Largest difference between the ONNX and torch outputs: {export['onnx_vs_torch_ma
 patients), split by patient per source with seed {training['split_seed']}: jsrt (SCR right/left lung and heart
 masks; 200 PA films, one per patient), covid_cxr_seg (radiologist right/left lung masks; the 2 images with
 one lung annotated are left out) and covid_qu_ex_sample (lung masks; each image its own patient). The heart
-is learnt from jsrt only: on images of the other sources the background target is "background or heart".
+is learnt from jsrt's heart masks and from covid_cxr_seg's cardiomediastinal silhouette: its rows from the
+first one at least 3/4 of its widest width down are heart, the mediastinum above is "background or heart"
+(lungseg_data.silhouette_parts), as is the background of covid_qu_ex_sample. covid_cxr_seg's lungs are drawn
+through the heart; the silhouette is taken out of them (the visible-lung convention), in training and scoring.
 Lesion targets: {training['lesion_targets']}. Augmentation: {training['augmentation']}; {training['steps']}
 steps of {training['batch_size']} images. Licences are in the card (`training.data`): JSRT/SCR are
 research and education only, some covid_cxr_seg images are CC BY-NC-SA.
@@ -261,6 +273,8 @@ research and education only, some covid_cxr_seg images are CC BY-NC-SA.
 - Cardiothoracic ratio (jsrt): mean absolute error against the CTR of the SCR masks
   **{metrics['ctr_mean_absolute_error']:.4f}** (95 % CI {ctr_low:.4f}-{ctr_high:.4f},
   n = {metrics['n_val_ctr']}, largest {metrics['ctr_absolute_error_max']:.4f}). Goal 0.03.
+- Cardiothoracic ratio (covid_cxr_seg): {silhouette}
+- Share of validation images a read measures a CTR on (a heart and both lungs found, ratio plausible): {measured}.
 - Localisation: {localisation}
 
 No checkpoint was picked on the validation set.
@@ -334,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": {"name": "LungUNet", "channels": list(net.channels)},
         "parameters": sum(p.numel() for p in net.parameters()),
         "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "optimiser": "AdamW, one-cycle schedule, cross-entropy + soft Dice of lungs and heart (on sources "
-                     "without heart masks the background target is 'background or heart') + binary "
+        "optimiser": "AdamW, one-cycle schedule, cross-entropy + soft Dice of lungs and heart (where the "
+                     "heart is not known the background target is 'background or heart') + binary "
                      "cross-entropy + soft Dice of the lesion output",
         "lesion_targets": "covid_cxr_seg consolidation + ground-glass masks, covid_qu_ex_sample infection "
                           "masks, jsrt nodule discs (recorded centre and diameter); other images, and nih14 "
