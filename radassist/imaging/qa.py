@@ -45,19 +45,22 @@ MAX_ASPECT = 2.5  # width/height or height/width; chest radiographs are close to
 
 @dataclass(frozen=True)
 class LungPlausibility:
-    """Limits on the segmented lung fields, set from 250 development images (40 per data folder, all
-    frontal chest radiographs) and the non-chest DICOMs in tests/data/dicom.
+    """Limits on the segmented lung fields of the anatomy model (`anatomy-unet-v5`), set below what it
+    draws on 370 development images (up to 40 per data folder, all frontal chest radiographs): total
+    lung area 11.6 % of the image at least (13.3 % p1), two-lung mean fill of the bounding boxes 0.29 at
+    least (0.38 p1). Its visible lungs (the heart is not lung) are smaller and less box-like than v4's
+    (v4: 12.5 % and 0.41), hence the lower fill limit.
 
-    Measured on the chest images: lung area 6.6-33 % of the image per lung (13 % p1 of the total),
-    fill of each lung's bounding box 0.30-0.87 with the two-lung mean never below 0.40. The abdominal
-    scout gives mean fill 0.21 and 7 % total area, the dental CR 0.30 and 12 %.
+    This check is a second line behind the header and chest checks: of the readable non-chest DICOMs of
+    ../shared/data/dicom it refuses 3 of 10 on its own (with v4 as with v5); those two refuse all of them
+    (scripts/qa_check.py).
     """
 
     min_found_fraction: float = 0.03  # lungs together below this: no lung field was found at all
     min_lung_fraction: float = 0.01  # one lung below this counts as not found
     min_total_fraction: float = 0.10
     max_total_fraction: float = 0.75
-    min_mean_fill: float = 0.35  # lungs fill their bounding boxes; blobs on other anatomy do not
+    min_mean_fill: float = 0.28  # lungs fill their bounding boxes; blobs on other anatomy do not
 
 
 def _fill(mask: np.ndarray, area: int) -> float:
