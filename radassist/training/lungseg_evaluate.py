@@ -1,9 +1,10 @@
 """Score the anatomy model the way it will be used: the runtime path (read_image -> ONNX -> post-processing)
-at each image's own size: Dice of the binary lung mask (right ∪ left) against the annotated lungs, Dice
-of each side (right lung, left lung) where the sides are annotated, Dice of the heart on the images
-with a heart mask (jsrt), the CTR error against those masks and against covid_cxr_seg's cardiomediastinal
-silhouette, and how often a read measures a CTR at all. The side Dice is the one that sees laterality: a piece of the left lung labelled
-right costs the union Dice nothing.
+at each image's own size: Dice of the binary lung mask (right ∪ left) against the annotated lungs (in the
+visible-lung convention, lungseg_data.sided_lung_truth), Dice of each side (right lung, left lung) where
+the sides are annotated, Dice of the heart on the images with a heart mask (jsrt), the CTR error against
+those masks and against covid_cxr_seg's cardiomediastinal silhouette, and how often a read measures a CTR
+at all. The side Dice is the one that sees laterality: a piece of the left lung labelled right costs the
+union Dice nothing.
 
 Run alone:  .venv/bin/python -m radassist.training.lungseg_evaluate --card models/lungseg.card.json
             --data /work/shared/data   (scores the card's recorded validation images)

@@ -7,10 +7,11 @@ names stay those of the lung model it replaces: every host loads it as the "lung
     .venv/bin/python -m radassist.training.lungseg_train --data /work/shared/data --out models/
 
 Data: jsrt (SCR right/left lung and heart masks), covid_cxr_seg (radiologist right/left lung masks and
-cardiomediastinal silhouettes) and covid_qu_ex_sample (lung masks), split by patient (seeded); the validation images are scored through
-the runtime path and listed in the card. Every batch adds nih14 "No Finding" adult films that teach the
-lesion output only (lungseg_data.find_lesion_negatives). A checkpoint every 100 steps (--checkpoint) lets
-an interrupted run resume where it stopped, with the same result.
+cardiomediastinal silhouettes) and covid_qu_ex_sample (lung masks), split by patient (seeded, --split-seed);
+the validation images are scored through the runtime path and listed in the card. Every batch adds nih14
+"No Finding" adult films that teach the lesion output only (lungseg_data.find_lesion_negatives). A
+checkpoint every 100 steps (--checkpoint) lets an interrupted run resume where it stopped, with the same
+result.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ LIMITS = [
     "a nodule, COVID-19, other pneumonias, ARDS, normal), plus about 410 normal NIH films for the lesion "
     "output only: children, lateral views, rotated or inverted films are outside what it has seen.",
     "The heart outline was learnt from the JSRT/SCR masks (PA films) and the lower part of covid_cxr_seg's "
-    "cardiomediastinal silhouettes (its training films: COVID-19 and other pneumonias, mostly PA); on supine films and with large "
-    "effusions hiding the heart border it is less reliable, and where no heart is found no CTR is given.",
+    "cardiomediastinal silhouettes (its training films: COVID-19 and other pneumonias, mostly PA); on supine "
+    "films and with large effusions hiding the heart border it is less reliable, and where no heart is found "
+    "no CTR is given.",
     "The lung masks follow the visible lung (SCR convention) and stop at the heart and diaphragm borders: "
     "lung behind the heart or below the dome is not included.",
     "Dense consolidation or a large effusion can be left out of the lung field; holes inside a lung are "
