@@ -147,3 +147,8 @@ def test_an_implausible_ratio_is_not_reported():
     assert measure_ctr(fields, None) is None
     heart[40:70, 30:70] = True  # 40 of 80 px: a plausible 0.5
     assert measure_ctr(fields, None).ratio == pytest.approx(0.5)
+
+
+def test_a_line_through_freely_dragged_ends_is_horizontal_at_their_mean_row():
+    assert HorizontalLine.through([(40.0, 33.0), (42.0, 18.0)]) == HorizontalLine(41, 18, 33)
+    assert HorizontalLine.through([(10.4, 5.6), (10.4, 44.2)]) == HorizontalLine(10, 6, 44)

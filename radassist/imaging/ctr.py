@@ -46,6 +46,13 @@ class HorizontalLine:
         """(row, column) of both ends."""
         return (float(self.row), float(self.left)), (float(self.row), float(self.right))
 
+    @classmethod
+    def through(cls, ends: list[tuple[float, float]]) -> HorizontalLine:
+        """The horizontal line a host's freely dragged (row, column) ends stand for: at the mean row of the
+        ends, from the leftmost to the rightmost column (rounded to pixels)."""
+        columns = sorted(column for _, column in ends)
+        return cls(round(sum(row for row, _ in ends) / len(ends)), round(columns[0]), round(columns[-1]))
+
 
 @dataclass(frozen=True)
 class CardiothoracicRatio:

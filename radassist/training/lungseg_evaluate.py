@@ -63,6 +63,13 @@ def _summary(per_image: dict[str, float], cases: list[LungCase], seed: int) -> d
             "n": len(values), "n_patients": len({patients[name] for name in per_image})}
 
 
+def _mean_by_source(per_image: dict[str, float], cases: list[LungCase]) -> dict[str, float]:
+    """Per-image values (keyed by case name) averaged per source."""
+    return {source: round(float(np.mean([value for name, value in per_image.items()
+                                         if name.startswith(source + "/")])), 4)
+            for source in sorted({case.source for case in cases})}
+
+
 def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
     """Per-image lung, side and heart Dice, their means with bootstrap CIs over patients, per-source means
     and the per-image runtime."""
@@ -105,14 +112,6 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
     heart_summary = _summary(heart, cases, seed) if heart else None
     ctr_summary = _summary(ctr_error, cases, seed) if ctr_error else None
     silhouette_summary = _summary(silhouette_error, cases, seed) if silhouette_error else None
-    by_source = {
-        source: round(float(np.mean([d for name, d in lungs.items() if name.startswith(source + "/")])), 4)
-        for source in sorted({case.source for case in cases})
-    }
-    measured_by_source = {
-        source: round(float(np.mean([m for name, m in measured.items() if name.startswith(source + "/")])), 4)
-        for source in sorted({case.source for case in cases})
-    }
     return {
         "dice": lung_summary["mean"],
         "dice_ci95": lung_summary["ci95"],
@@ -120,7 +119,7 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "dice_min": lung_summary["min"],
         "n_val": lung_summary["n"],
         "n_val_patients": lung_summary["n_patients"],
-        "dice_by_source": by_source,
+        "dice_by_source": _mean_by_source(lungs, cases),
         "side_dice": side_summary["mean"] if side_summary else None,
         "side_dice_ci95": side_summary["ci95"] if side_summary else None,
         "side_dice_min": side_summary["min"] if side_summary else None,
@@ -137,7 +136,7 @@ def evaluate(card_path: Path, cases: list[LungCase], seed: int) -> dict:
         "ctr_silhouette_mean_absolute_error": silhouette_summary["mean"] if silhouette_summary else None,
         "ctr_silhouette_mean_absolute_error_ci95": silhouette_summary["ci95"] if silhouette_summary else None,
         "n_val_ctr_silhouette": len(silhouette_error),
-        "ctr_measured_share_by_source": measured_by_source,
+        "ctr_measured_share_by_source": _mean_by_source(measured, cases),
         "ctr_found_and_true_per_image": ctr_pairs,
         "ctr_found_and_silhouette_per_image": silhouette_pairs,
         "dice_per_image": lungs,

@@ -659,11 +659,9 @@ class RadAssistModuleLogic(ScriptedLoadableModuleLogic):
         if self.reading is not None and self.reading.signed:  # locked; a script may still move a point
             self.showCtr()
             return
-        lines = {}
-        for part, node in self.ctrLineNodes.items():
-            ends = [self._rasToPixel(node.GetNthControlPointPositionWorld(index)) for index in range(2)]
-            columns = sorted(column for _, column in ends)
-            lines[part] = HorizontalLine(round(sum(row for row, _ in ends) / 2), round(columns[0]), round(columns[1]))
+        lines = {part: HorizontalLine.through([self._rasToPixel(node.GetNthControlPointPositionWorld(index))
+                                               for index in range(2)])
+                 for part, node in self.ctrLineNodes.items()}
         if min(line.width for line in lines.values()) < 2:
             self.showCtr()  # a collapsed line measures nothing: back to the standing measurement
             return
